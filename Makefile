@@ -1,0 +1,34 @@
+# Every target creates .venv on first use and installs what it needs; nothing else is assumed
+# but a Python 3.11+ interpreter on PATH (override with `make PYTHON=python3.12 ...`).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: run test lint clean
+
+$(VENV)/.runtime: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: $(VENV)/.runtime  ## set up and serve on $(HOST):$(PORT)
+	$(PY) -m service --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.dev  ## set up and run the whole test suite
+	$(PY) -m ruff check service tests
+	$(PY) -m pytest
+
+lint: $(VENV)/.dev
+	$(PY) -m ruff check service tests
+	$(PY) -m ruff format --check service tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,51 @@
+"""The ASGI application: routers, error handlers, OpenAPI, and warm-up at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from anyio import CapacityLimiter
+from fastapi import FastAPI
+
+import service.losses  # noqa: F401  (registers every loss before routes are built)
+from service import __version__, openapi
+from service.errors import install_error_handlers
+from service.routes import health, losses
+from service.settings import Settings, get_settings
+from service.warmup import Readiness, warm_up
+
+DESCRIPTION = """\
+Scores model predictions against targets: per-sample losses, the weighted cost and the exact
+gradient with respect to the predictions, from Numba kernels. Conventions (elements, weights,
+per-sample means, merging shards with `sum` / `weight_sum`) are those of the API contract;
+`GET /v1/losses` lists every loss with its formula and parameters.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Compile kernels in a thread so /healthz answers (and /readyz says 503) meanwhile.
+        warming = asyncio.create_task(anyio.to_thread.run_sync(warm_up, app.state.readiness))
+        yield
+        warming.cancel()
+
+    app = FastAPI(
+        title="loss-service",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.readiness = Readiness()
+    app.state.limiter = CapacityLimiter(settings.compute_threads)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    losses.install(app)
+    openapi.install(app)
+    return app

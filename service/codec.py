@@ -1,0 +1,192 @@
+"""Bytes in, NumPy arrays out, and back: the only place that touches JSON text.
+
+The body is read once, decoded once with orjson, and every array is converted straight to a
+float64 ndarray by NumPy (never validated float by float). Slow paths run only to explain an
+error: where an array is ragged, which entry is a string, which value is NaN.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.requests import Request
+
+from service.errors import (
+    DomainError,
+    MalformedBody,
+    PayloadTooLarge,
+    StructureError,
+    UnsupportedMediaType,
+    body_loc,
+    index_text,
+)
+
+JSON_MEDIA_TYPES = ("application/json",)
+
+
+def check_json_content_type(request: Request) -> None:
+    """415 unless the body is declared JSON (``application/json`` or any ``+json`` type).
+
+    A request without a Content-Type is read as JSON, so a bare ``curl --data-binary`` works.
+    """
+    raw = request.headers.get("content-type")
+    if raw is None:
+        return
+    media_type = raw.split(";", 1)[0].strip().lower()
+    if media_type in JSON_MEDIA_TYPES or media_type.endswith("+json"):
+        return
+    raise UnsupportedMediaType(
+        f"expected Content-Type: application/json, got {raw!r}",
+    )
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The whole body, refused with 413 as soon as it is known to exceed ``max_bytes``.
+
+    ``Content-Length`` is checked before anything is read; a chunked body is counted as it
+    streams, so an oversized one is never held in memory.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(
+            f"the body has {int(declared)} bytes; the limit is {max_bytes} "
+            "(LOSS_SERVICE_MAX_BODY_BYTES)",
+        )
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > max_bytes:
+            raise PayloadTooLarge(
+                f"the body exceeds the limit of {max_bytes} bytes (LOSS_SERVICE_MAX_BODY_BYTES)",
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_json_object(body: bytes) -> dict[str, Any]:
+    """Parse the body as one JSON object.
+
+    orjson rejects the non-standard tokens ``NaN``/``Infinity`` and out-of-range numbers
+    (``1e400``) that many clients (Python's ``json.dumps`` among them) emit. Such bodies are
+    re-read with the standard library, which accepts them, so the finiteness stage can answer
+    with the contract's 422 naming the field and index, rather than a vague 400.
+    """
+    if not body.strip():
+        raise MalformedBody("the request body is empty; expected a JSON object")
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        try:
+            document = json.loads(body)
+        except (ValueError, RecursionError):
+            raise MalformedBody(f"the body is not valid JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise StructureError(
+            ["body"], f"the request body must be a JSON object, got {_json_kind(document)}"
+        )
+    return document
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    """orjson straight from NumPy arrays (no ``tolist``); callers guarantee finite values."""
+    return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def to_array(value: Any, field: str) -> np.ndarray:
+    """A JSON nested list of numbers as a C-contiguous float64 array.
+
+    Raises StructureError for anything that is not a rectangular array of numbers and
+    DomainError for NaN or infinite entries, each naming the first offending index.
+    """
+    if not isinstance(value, list):
+        raise StructureError(
+            body_loc(field),
+            f"{field} must be an array of numbers, got {_json_kind(value)}",
+        )
+    try:
+        raw = np.asarray(value)
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        raise _explain_bad_array(value, field) from None
+    if raw.dtype.kind not in "iuf":
+        raise _explain_bad_array(value, field)
+    array = np.ascontiguousarray(raw, dtype=np.float64)
+    require_finite(array, field)
+    return array
+
+
+def require_finite(array: np.ndarray, field: str) -> None:
+    finite = np.isfinite(array)
+    if finite.all():
+        return
+    index = np.unravel_index(int(np.argmin(finite)), array.shape)
+    value = array[index]
+    kind = "NaN" if np.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    raise DomainError(
+        body_loc(field, *map(int, index)),
+        f"{index_text(field, index)} is {kind}; every value must be a finite number",
+    )
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
+def _explain_bad_array(value: list, field: str) -> StructureError:
+    """Walk the nested lists (error path only) to name the first entry that breaks the array."""
+    problem = _first_problem(value, [])
+    if problem is None:  # NumPy refused for a reason the walk cannot see (e.g. > 64 dims)
+        return StructureError(
+            body_loc(field), f"{field} is not a rectangular array of at most 32 dimensions"
+        )
+    index, message = problem
+    return StructureError(body_loc(field, *index), f"{index_text(field, index)} {message}")
+
+
+def _first_problem(node: list, index: list[int]) -> tuple[list[int], str] | None:
+    if len(index) >= 32:
+        return index, "is nested too deeply: arrays may have at most 32 dimensions"
+    nested = [isinstance(item, list) for item in node]
+    if any(nested) and not all(nested):
+        position = nested.index(not nested[0])
+        what = "an array" if nested[position] else _json_kind(node[position])
+        first = "an array" if nested[0] else _json_kind(node[0])
+        return (
+            [*index, position],
+            f"is {what} but the first entry beside it is {first}: ragged arrays are not allowed",
+        )
+    if node and nested[0]:
+        width = len(node[0])
+        for position, item in enumerate(node):
+            if len(item) != width:
+                return (
+                    [*index, position],
+                    f"has {len(item)} entries but the entry before it has {width}: "
+                    "ragged arrays are not allowed",
+                )
+        for position, item in enumerate(node):
+            found = _first_problem(item, [*index, position])
+            if found is not None:
+                return found
+        return None
+    for position, item in enumerate(node):
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            return [*index, position], f"is {_json_kind(item)}; expected a number"
+        if isinstance(item, int) and abs(item) >= 2**63:
+            return [*index, position], "is an integer too large for float64 arithmetic"
+    return None

@@ -1,0 +1,81 @@
+"""Scoring one loss on one batch: the stages in order, from validated arrays to a result.
+
+structure (done by the caller: :mod:`service.loss_request`) -> shape contract -> domain ->
+kernel -> finiteness of the result -> reduction. Every route (the per-loss routes today,
+composite evaluation and the inference protocol later) goes through :func:`compute`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from service import reduction as reducing
+from service.contracts import Batch, Inputs
+from service.errors import NonFiniteResult
+from service.registry import LossSpec
+
+
+@dataclass(frozen=True)
+class LossResult:
+    loss: str
+    reduction: reducing.Reduction
+    cost: float
+    per_sample: np.ndarray
+    gradient: np.ndarray | None
+    sum: float
+    weight_sum: float
+    count: int
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def compute(
+    spec: LossSpec,
+    inputs: Inputs,
+    params: Any,
+    reduction: reducing.Reduction = "mean",
+    with_gradient: bool = True,
+) -> LossResult:
+    batch = spec.contract.prepare(inputs, params)
+    sample_weight = reducing.check_sample_weight(inputs.sample_weight, batch.n_samples)
+    if spec.domain is not None:
+        spec.domain(batch, params)
+    weights = reducing.weigh(batch, sample_weight)
+    scale = reducing.gradient_scale(weights, reduction) if with_gradient else reducing.NO_GRADIENT
+    losses, gradient = spec.kernel(*batch.kernel_arrays, scale, *spec.kernel_args(params))
+    _require_finite(losses, batch, "loss")
+    if with_gradient:
+        _require_finite(gradient, batch, "gradient")
+    reduced = reducing.reduce(losses, weights, reduction)
+    if not (np.isfinite(reduced.sum) and np.isfinite(reduced.cost)):
+        raise NonFiniteResult(
+            ["body", "predictions"],
+            "the summed loss overflows float64; split the batch or use reduction 'mean'",
+        )
+    extras = spec.extras(batch, losses, weights, reduced) if spec.extras else {}
+    return LossResult(
+        loss=spec.name,
+        reduction=reduction,
+        cost=reduced.cost,
+        per_sample=reduced.per_sample,
+        gradient=gradient.reshape(batch.gradient_shape) if with_gradient else None,
+        sum=reduced.sum,
+        weight_sum=reduced.weight_sum,
+        count=batch.n_samples,
+        extras=extras,
+    )
+
+
+def _require_finite(values: np.ndarray, batch: Batch, what: str) -> None:
+    finite = np.isfinite(values)
+    if finite.all():
+        return
+    first = int(np.argmin(finite))
+    sample = first // (values.size // batch.n_samples)
+    raise NonFiniteResult(
+        ["body", "predictions", sample],
+        f"the {what} of sample {sample} is not finite (it overflows float64); "
+        "check the scale of predictions and targets for that sample",
+    )

@@ -1,0 +1,178 @@
+"""Stage 1 for ``POST /v1/losses/{name}``: the request's structure, and the response's shape.
+
+The per-loss request model validates everything but the arrays with Pydantic (types,
+``reduction``, ``include``, the loss's ``params`` with ``extra="forbid"``). Arrays are typed
+``Any`` for Pydantic, so it never walks them float by float, and are converted by
+:func:`service.codec.to_array` in one NumPy call each. The same models document each
+operation in OpenAPI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, create_model
+
+from service.codec import to_array
+from service.contracts import Inputs
+from service.engine import LossResult
+from service.errors import PayloadTooLarge, StructureError
+from service.registry import LossSpec
+
+#: JSON Schema of a nested array of numbers (inline, so Pydantic can merge field metadata).
+NUMBER_ARRAY_SCHEMA = {
+    "type": "array",
+    "items": {"anyOf": [{"type": "number"}, {"type": "array"}]},
+    "description": "A JSON nested list of numbers: rectangular, finite.",
+}
+NumberArray = Annotated[Any, WithJsonSchema(NUMBER_ARRAY_SCHEMA)]
+Output = Literal["cost", "per_sample", "gradient"]
+ALL_OUTPUTS: tuple[Output, ...] = ("cost", "per_sample", "gradient")
+
+
+class LossRequest(BaseModel):
+    """Fields shared by every loss; each loss's model adds its own ``params``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    predictions: NumberArray = Field(description="Predictions (or logits), shape (N, ...).")
+    targets: NumberArray = Field(description="Targets; the shape the loss's contract requires.")
+    sample_weight: NumberArray | None = Field(
+        None, description="Per-sample weights, shape (N,), >= 0. Default all 1."
+    )
+    mask: NumberArray | None = Field(
+        None, description="Element mask, the shape of the loss's element grid, values in [0, 1]."
+    )
+    reduction: Literal["mean", "sum"] = Field(
+        "mean", description="'mean': weighted mean over elements; 'sum': weighted sum."
+    )
+    include: list[Output] = Field(
+        list(ALL_OUTPUTS), description="Which of cost, per_sample, gradient to return."
+    )
+
+
+class LossResponse(BaseModel):
+    """The response of ``POST /v1/losses/{name}``; ``include`` may leave out the first three."""
+
+    loss: str = Field(description="Canonical name of the loss.")
+    reduction: Literal["mean", "sum"]
+    cost: float | None = Field(None, description="Weighted mean (or sum) of element losses.")
+    per_sample: list[float] | None = Field(None, description="Weighted mean loss of each sample.")
+    gradient: NumberArray | None = Field(
+        None, description="d cost / d predictions, same shape as predictions."
+    )
+    sum: float = Field(description="Sum of weight x element loss (for merging shards).")
+    weight_sum: float = Field(description="Sum of element weights (for merging shards).")
+    count: int = Field(description="Number of samples N.")
+    extras: dict[str, Any] = Field(default_factory=dict, description="Loss-specific outputs.")
+
+
+@cache
+def request_model(spec: LossSpec) -> type[LossRequest]:
+    """``<Name>Request``: the shared fields plus this loss's params model."""
+    title = "".join(part.capitalize() for part in spec.name.split("_"))
+    return create_model(
+        f"{title}Request",
+        __base__=LossRequest,
+        __doc__=f"Request body of POST /v1/losses/{spec.name}.",
+        params=(spec.params | None, Field(None, description=f"Parameters of {spec.name}.")),
+    )
+
+
+@dataclass(frozen=True)
+class ParsedRequest:
+    inputs: Inputs
+    params: Any
+    reduction: Literal["mean", "sum"]
+    include: frozenset[str]
+
+
+def parse(spec: LossSpec, document: dict[str, Any], max_elements: int) -> ParsedRequest:
+    model = request_model(spec)
+    try:
+        request = model.model_validate(document)
+    except ValidationError as error:
+        raise structure_error(error, model) from None
+    params = request.params if request.params is not None else spec.params()  # type: ignore[attr-defined]
+    arrays: dict[str, np.ndarray | None] = {}
+    seen = 0
+    for field in ("predictions", "targets", "sample_weight", "mask"):
+        value = getattr(request, field)
+        if value is None and field in ("sample_weight", "mask"):
+            arrays[field] = None
+            continue
+        array = to_array(value, field)
+        seen += array.size
+        if seen > max_elements:
+            raise PayloadTooLarge(
+                f"the request holds more than {max_elements} array elements "
+                "(LOSS_SERVICE_MAX_ELEMENTS)"
+            )
+        arrays[field] = array
+    return ParsedRequest(
+        inputs=Inputs(**arrays),  # type: ignore[arg-type]
+        params=params,
+        reduction=request.reduction,
+        include=frozenset(request.include),
+    )
+
+
+def structure_error(error: ValidationError, model: type[BaseModel]) -> StructureError:
+    """Pydantic's errors as ours: ``loc`` under ``body``, messages that say what was got."""
+    items = []
+    for item in error.errors(include_url=False):
+        loc = ["body", *item["loc"]]
+        items.append({"loc": loc, "msg": _message(item, model)})
+    first, *more = items
+    return StructureError(first["loc"], first["msg"], more)
+
+
+def _message(item: dict[str, Any], model: type[BaseModel]) -> str:
+    where = ".".join(str(part) for part in item["loc"]) or "body"
+    if item["type"] == "extra_forbidden":
+        owner = _model_at(model, item["loc"][:-1])
+        allowed = ", ".join(owner.model_fields) if owner is not None else ""
+        what = "parameter" if item["loc"][:1] == ("params",) else "field"
+        return f"unknown {what} {where!r}; allowed: {allowed or 'none'}"
+    if item["type"] == "missing":
+        return f"{where} is required"
+    got = item.get("input")
+    shown = repr(got) if not isinstance(got, list | dict) else type(got).__name__
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{where}: {item['msg']}, got {shown}"
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    current: Any = model
+    for part in loc:
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        candidates = getattr(annotation, "__args__", (annotation,))
+        current = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+        if current is None:
+            return None
+    return current
+
+
+def render(result: LossResult, include: frozenset[str]) -> dict[str, Any]:
+    """The response body; arrays stay NumPy for orjson."""
+    body: dict[str, Any] = {"loss": result.loss, "reduction": result.reduction}
+    if "cost" in include:
+        body["cost"] = result.cost
+    if "per_sample" in include:
+        body["per_sample"] = result.per_sample
+    if "gradient" in include and result.gradient is not None:
+        body["gradient"] = result.gradient
+    body["sum"] = result.sum
+    body["weight_sum"] = result.weight_sum
+    body["count"] = result.count
+    body["extras"] = result.extras
+    return body

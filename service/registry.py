@@ -1,0 +1,100 @@
+"""The registry: every loss declared once, as data.
+
+A :class:`LossSpec` holds everything the service knows about a loss. Routes, the catalogue,
+OpenAPI operations and examples, start-up warm-up and the generic tests all iterate
+:data:`REGISTRY`; adding a loss is a kernel, a ``register(LossSpec(...))`` and a naive
+reference in the tests.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from service.errors import UnknownLoss
+
+if TYPE_CHECKING:
+    from service.contracts import Batch, Contract
+
+
+class Params(BaseModel):
+    """Base of every loss's params model: unknown keys are an error, never ignored."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+@dataclass(frozen=True)
+class Formula:
+    """Plain-text formulas shown in the catalogue and the OpenAPI description."""
+
+    loss: str
+    gradient: str
+
+
+@dataclass(frozen=True, eq=False)  # identity hash: specs key caches
+class LossSpec:
+    """Everything about one loss.
+
+    ``kernel`` is called as ``kernel(*batch.kernel_arrays, scale, *kernel_args(params))`` and
+    returns ``(element_losses, gradient)`` (see :mod:`service.kernels`). ``domain`` is the
+    loss's own value checks, run after the shape contract. ``extras`` adds loss-specific
+    response fields. ``properties`` states facts the generic tests check:
+    ``"nonnegative"`` (every element loss >= 0) and ``"zero_at_target"`` (0 when the
+    prediction equals the target).
+    """
+
+    name: str
+    family: str
+    summary: str
+    formula: Formula
+    params: type[Params]
+    contract: Contract
+    kernel: Callable[..., tuple[Any, Any]]
+    kernel_args: Callable[[Any], tuple[Any, ...]]
+    example: Mapping[str, Any]
+    aliases: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    notes: str = ""
+    properties: frozenset[str] = frozenset()
+    domain: Callable[[Batch, Any], None] | None = None
+    extras: Callable[..., dict[str, Any]] | None = None
+    description: str = field(default="", repr=False)
+
+
+REGISTRY: dict[str, LossSpec] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register(spec: LossSpec) -> LossSpec:
+    """Add a loss; names and aliases share one namespace and must be unique."""
+    for name in (spec.name, *spec.aliases):
+        if name in REGISTRY or name in _ALIASES:
+            raise ValueError(f"loss name {name!r} is already registered")
+    REGISTRY[spec.name] = spec
+    for alias in spec.aliases:
+        _ALIASES[alias] = spec.name
+    return spec
+
+
+def canonical_name(name: str) -> str | None:
+    if name in REGISTRY:
+        return name
+    return _ALIASES.get(name)
+
+
+def lookup(name: str) -> LossSpec:
+    """The spec for a name or alias; 404 listing the close matches otherwise."""
+    canonical = canonical_name(name)
+    if canonical is not None:
+        return REGISTRY[canonical]
+    known = sorted([*REGISTRY, *_ALIASES])
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise UnknownLoss(
+        f"unknown loss {name!r}{hint} GET /v1/losses lists all {len(REGISTRY)} losses.",
+        errors=[{"loc": ["path", "name"], "msg": f"unknown loss {name!r}", "close_matches": close}],
+    )
