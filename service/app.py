@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 import anyio.to_thread
 from anyio import CapacityLimiter
@@ -15,7 +16,7 @@ from service import __version__, openapi
 from service.errors import install_error_handlers
 from service.routes import health, losses
 from service.settings import Settings, get_settings
-from service.warmup import Readiness, warm_up
+from service.warmup import Readiness, warm_all, warm_up
 
 DESCRIPTION = """\
 Scores model predictions against targets: per-sample losses, the weighted cost and the exact
@@ -25,13 +26,16 @@ per-sample means, merging shards with `sum` / `weight_sum`) are those of the API
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, warm: Callable[[], int] = warm_all) -> FastAPI:
+    """The app. ``warm`` compiles the kernels at start-up (tests may pass a stand-in)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Compile kernels in a thread so /healthz answers (and /readyz says 503) meanwhile.
-        warming = asyncio.create_task(anyio.to_thread.run_sync(warm_up, app.state.readiness))
+        warming = asyncio.create_task(
+            anyio.to_thread.run_sync(partial(warm_up, app.state.readiness, warm))
+        )
         yield
         warming.cancel()
 

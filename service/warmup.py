@@ -7,8 +7,10 @@ are compiled for exactly the argument types that requests use.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from service.engine import compute
 from service.loss_request import parse
@@ -22,6 +24,7 @@ class Readiness:
     ready: bool = False
     seconds: float | None = None
     error: str | None = None
+    done: threading.Event = field(default_factory=threading.Event)  # set when warm-up ends
 
 
 def warm_all() -> int:
@@ -34,14 +37,17 @@ def warm_all() -> int:
     return len(REGISTRY)
 
 
-def warm_up(readiness: Readiness) -> None:
+def warm_up(readiness: Readiness, warm: Callable[[], int] = warm_all) -> None:
     started = time.perf_counter()
     try:
-        count = warm_all()
-    except Exception as error:  # stay not-ready and say why; never crash the server
+        count = warm()
+    except Exception as error:  # stay not-ready and say why in the log; never crash the server
         readiness.error = f"{type(error).__name__}: {error}"
         logger.exception("warm-up failed; /readyz stays 503")
         return
-    readiness.seconds = time.perf_counter() - started
-    readiness.ready = True
-    logger.info("ready: %d losses warm in %.2f s", count, readiness.seconds)
+    else:
+        readiness.seconds = time.perf_counter() - started
+        readiness.ready = True
+        logger.info("ready: %d losses warm in %.2f s", count, readiness.seconds)
+    finally:
+        readiness.done.set()
