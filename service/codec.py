@@ -8,6 +8,7 @@ error: where an array is ragged, which entry is a string, which value is NaN.
 from __future__ import annotations
 
 import json
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from service.errors import (
 )
 
 JSON_MEDIA_TYPES = ("application/json",)
+MAX_DIMENSIONS = 32
 
 
 def check_json_content_type(request: Request) -> None:
@@ -39,7 +41,8 @@ def check_json_content_type(request: Request) -> None:
     if media_type in JSON_MEDIA_TYPES or media_type.endswith("+json"):
         return
     raise UnsupportedMediaType(
-        f"expected Content-Type: application/json, got {raw!r}",
+        f"expected Content-Type: application/json, got {raw!r} "
+        "(with curl, send -H 'Content-Type: application/json' or use --json)",
     )
 
 
@@ -81,7 +84,8 @@ def decode_json_object(body: bytes) -> dict[str, Any]:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         try:
-            document = json.loads(body)
+            # Long integers become floats, as orjson makes them (and 1e400-sized ones inf).
+            document = json.loads(body, parse_int=_parse_int)
         except (ValueError, RecursionError):
             raise MalformedBody(f"the body is not valid JSON: {error}") from None
     if not isinstance(document, dict):
@@ -91,16 +95,31 @@ def decode_json_object(body: bytes) -> dict[str, Any]:
     return document
 
 
+def _parse_int(text: str) -> int | float:
+    return int(text) if len(text) <= 18 else float(text)
+
+
+def may_hold_booleans(body: bytes) -> bool:
+    """False when no ``true``/``false`` token can be in the body (a memchr-speed search).
+
+    NumPy reads ``[1, true]`` as the integers ``[1, 1]``; :func:`to_array` looks for booleans
+    inside arrays only when this says they may be there.
+    """
+    return b"true" in body or b"false" in body
+
+
 def encode(payload: dict[str, Any]) -> bytes:
     """orjson straight from NumPy arrays (no ``tolist``); callers guarantee finite values."""
     return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def to_array(value: Any, field: str) -> np.ndarray:
+def to_array(value: Any, field: str, *, check_booleans: bool = True) -> np.ndarray:
     """A JSON nested list of numbers as a C-contiguous float64 array.
 
-    Raises StructureError for anything that is not a rectangular array of numbers and
-    DomainError for NaN or infinite entries, each naming the first offending index.
+    Raises StructureError for anything that is not a rectangular array of numbers of at most
+    32 dimensions, and DomainError for NaN or infinite entries, each naming the first
+    offending index. ``check_booleans=False`` skips the search for ``true``/``false`` among
+    the numbers, for callers that know the body holds none (:func:`may_hold_booleans`).
     """
     if not isinstance(value, list):
         raise StructureError(
@@ -109,13 +128,25 @@ def to_array(value: Any, field: str) -> np.ndarray:
         )
     try:
         raw = np.asarray(value)
+        if raw.dtype.kind == "O":  # integers beyond int64 (or junk): floats if all are numbers
+            raw = np.asarray(value, dtype=np.float64) if _first_problem(value, []) is None else raw
     except (ValueError, TypeError, OverflowError, RecursionError):
         raise _explain_bad_array(value, field) from None
-    if raw.dtype.kind not in "iuf":
+    if raw.dtype.kind not in "iuf" or raw.ndim > MAX_DIMENSIONS:
+        raise _explain_bad_array(value, field)
+    if check_booleans and _holds_boolean(value, raw.ndim):
         raise _explain_bad_array(value, field)
     array = np.ascontiguousarray(raw, dtype=np.float64)
     require_finite(array, field)
     return array
+
+
+def _holds_boolean(value: list, ndim: int) -> bool:
+    """Whether a rectangular nested list holds a bool; flattens and scans at C speed."""
+    level: Any = value
+    for _ in range(ndim - 1):
+        level = chain.from_iterable(level)
+    return bool in set(map(type, level))
 
 
 def require_finite(array: np.ndarray, field: str) -> None:
@@ -152,15 +183,16 @@ def _explain_bad_array(value: list, field: str) -> StructureError:
     problem = _first_problem(value, [])
     if problem is None:  # NumPy refused for a reason the walk cannot see (e.g. > 64 dims)
         return StructureError(
-            body_loc(field), f"{field} is not a rectangular array of at most 32 dimensions"
+            body_loc(field),
+            f"{field} is not a rectangular array of at most {MAX_DIMENSIONS} dimensions",
         )
     index, message = problem
     return StructureError(body_loc(field, *index), f"{index_text(field, index)} {message}")
 
 
 def _first_problem(node: list, index: list[int]) -> tuple[list[int], str] | None:
-    if len(index) >= 32:
-        return index, "is nested too deeply: arrays may have at most 32 dimensions"
+    if len(index) >= MAX_DIMENSIONS:
+        return index, f"is nested too deeply: arrays may have at most {MAX_DIMENSIONS} dimensions"
     nested = [isinstance(item, list) for item in node]
     if any(nested) and not all(nested):
         position = nested.index(not nested[0])
@@ -187,6 +219,4 @@ def _first_problem(node: list, index: list[int]) -> tuple[list[int], str] | None
     for position, item in enumerate(node):
         if isinstance(item, bool) or not isinstance(item, int | float):
             return [*index, position], f"is {_json_kind(item)}; expected a number"
-        if isinstance(item, int) and abs(item) >= 2**63:
-            return [*index, position], "is an integer too large for float64 arithmetic"
     return None

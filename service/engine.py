@@ -38,6 +38,18 @@ def compute(
     reduction: reducing.Reduction = "mean",
     with_gradient: bool = True,
 ) -> LossResult:
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        # Overflow is not an exception here: every result is checked for finiteness below.
+        return _compute(spec, inputs, params, reduction, with_gradient)
+
+
+def _compute(
+    spec: LossSpec,
+    inputs: Inputs,
+    params: Any,
+    reduction: reducing.Reduction,
+    with_gradient: bool,
+) -> LossResult:
     batch = spec.contract.prepare(inputs, params)
     sample_weight = reducing.check_sample_weight(inputs.sample_weight, batch.n_samples)
     if spec.domain is not None:
@@ -49,10 +61,16 @@ def compute(
     if with_gradient:
         _require_finite(gradient, batch, "gradient")
     reduced = reducing.reduce(losses, weights, reduction)
+    if not np.isfinite(reduced.weight_sum):
+        raise NonFiniteResult(
+            ["body", "sample_weight"],
+            "the sum of the weights overflows float64; scale sample_weight down",
+        )
     if not (np.isfinite(reduced.sum) and np.isfinite(reduced.cost)):
         raise NonFiniteResult(
             ["body", "predictions"],
-            "the summed loss overflows float64; split the batch or use reduction 'mean'",
+            "the weighted sum of the losses overflows float64 (every sample's loss is finite); "
+            "scale predictions, targets or sample_weight down, or split the batch",
         )
     extras = spec.extras(batch, losses, weights, reduced) if spec.extras else {}
     return LossResult(

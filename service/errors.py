@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 Loc = Sequence[str | int]
@@ -137,12 +139,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(error)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, error: StarletteHTTPException) -> Response:
-        from http import HTTPStatus
-
+    async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
         title = HTTPStatus(error.status_code).phrase
         detail = error.detail if isinstance(error.detail, str) else title
-        return problem_response(_HTTPProblem(error.status_code, title, detail, error.headers))
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            # Starlette names the methods of the first route that matched the path only.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return problem_response(_HTTPProblem(error.status_code, title, detail, headers))
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(_request: Request, error: RequestValidationError) -> Response:
@@ -158,3 +162,16 @@ def install_error_handlers(app: FastAPI) -> None:
         # Log the trace for operators; the client gets no internals.
         logger.exception("unhandled error", exc_info=error)
         return problem_response(ServiceError("The service failed to process the request."))
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route fully matches for this path (405 is rare: a probe is fine)."""
+    candidates = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+    return [
+        method
+        for method in candidates
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]

@@ -90,7 +90,9 @@ class ParsedRequest:
     include: frozenset[str]
 
 
-def parse(spec: LossSpec, document: dict[str, Any], max_elements: int) -> ParsedRequest:
+def parse(
+    spec: LossSpec, document: dict[str, Any], max_elements: int, *, check_booleans: bool = True
+) -> ParsedRequest:
     model = request_model(spec)
     try:
         request = model.model_validate(document)
@@ -104,7 +106,7 @@ def parse(spec: LossSpec, document: dict[str, Any], max_elements: int) -> Parsed
         if value is None and field in ("sample_weight", "mask"):
             arrays[field] = None
             continue
-        array = to_array(value, field)
+        array = to_array(value, field, check_booleans=check_booleans)
         seen += array.size
         if seen > max_elements:
             raise PayloadTooLarge(

@@ -73,19 +73,26 @@ def weigh(batch: Batch, sample_weight: np.ndarray | None) -> Weights:
 
 
 def gradient_scale(weights: Weights, reduction: Reduction) -> np.ndarray:
-    """:math:`c_e`, flat over the element grid: what each element's derivative is multiplied by."""
+    """:math:`c_e`, flat over the element grid: what each element's derivative is multiplied by.
+
+    Under ``mean`` the weights are divided by W (never multiplied by 1/W, which overflows for
+    W below ~5.6e-309 although every weight / W is representable).
+    """
     n, k = weights.n_samples, weights.elements_per_sample
-    if reduction == "mean":
-        factor = 1.0 / weights.total if weights.total > 0 else 0.0
-    else:
-        factor = 1.0
     if weights.sample is None and weights.element is None:
-        return np.full(n * k, factor)
-    if weights.element is None:
-        return np.repeat(weights.sample * factor, k)
-    if weights.sample is None:
-        return weights.element * factor
-    return (weights.element.reshape(n, k) * (weights.sample * factor)[:, None]).reshape(-1)
+        scale = np.ones(n * k)
+    elif weights.element is None:
+        scale = np.repeat(weights.sample, k)
+    elif weights.sample is None:
+        scale = weights.element.copy()
+    else:
+        scale = (weights.element.reshape(n, k) * weights.sample[:, None]).reshape(-1)
+    if reduction == "mean":
+        if weights.total > 0:
+            scale /= weights.total
+        else:
+            scale[:] = 0.0
+    return scale
 
 
 @dataclass(frozen=True)

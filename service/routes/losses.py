@@ -37,7 +37,9 @@ ERROR_RESPONSES = {
 def score(spec: LossSpec, body: bytes, max_elements: int) -> bytes:
     """Decode, validate, compute and encode: all the CPU work of one request (off the loop)."""
     document = codec.decode_json_object(body)
-    request = loss_request.parse(spec, document, max_elements)
+    request = loss_request.parse(
+        spec, document, max_elements, check_booleans=codec.may_hold_booleans(body)
+    )
     result = compute(
         spec,
         request.inputs,
