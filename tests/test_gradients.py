@@ -1,0 +1,140 @@
+"""The returned gradient is d cost / d predictions: central differences of the reference cost.
+
+The finite differences differentiate :func:`tests.reference.reference_cost`, which shares no code
+with the service, so a wrong derivative, a wrong chain-rule scale (1 / weight_sum under mean,
+w_e under sum) or a mask or weight applied in the wrong place all show. Inputs come from the
+samplers with ``smooth=True``: every element is at least 1e-3 from the loss's kinks, far more
+than the step.
+
+Step h = 1e-6 * max(1, |p|). The central difference's error is O(h^2 l''') plus the rounding of
+the cost, ~1e-16 |cost| / h; entries are compared with 1e-6 relative to themselves plus 1e-6
+relative to the largest entry (an element with a small mask value has a small derivative but
+the same absolute rounding error).
+
+At a kink the derivative is 0 by convention (API.md); those points are checked exactly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import zlib
+
+import numpy as np
+import pytest
+
+import service.losses  # noqa: F401  (registers every loss)
+from service.registry import REGISTRY
+from tests.reference import reference_cost
+from tests.samplers import Case, compute_case, random_case
+
+LOSS_NAMES = sorted(REGISTRY)
+REDUCTIONS = ("mean", "sum")
+STEP = 1e-6
+TOLERANCE = 1e-6
+
+
+def finite_difference_gradient(case: Case, reduction: str) -> np.ndarray:
+    """Central differences of the reference cost, one entry of predictions at a time."""
+    gradient = np.zeros(case.predictions.shape)
+    flat_gradient = gradient.reshape(-1)
+    for index in range(case.predictions.size):
+        point = float(case.predictions.reshape(-1)[index])
+        step = STEP * max(1.0, abs(point))
+        costs = []
+        for shifted in (point + step, point - step):
+            predictions = case.predictions.copy()
+            predictions.reshape(-1)[index] = shifted
+            costs.append(
+                reference_cost(
+                    case.name,
+                    predictions,
+                    case.targets,
+                    case.params,
+                    case.sample_weight,
+                    case.mask,
+                    reduction,
+                )
+            )
+        # (point + step) - (point - step) as actually represented, not 2 * step.
+        flat_gradient[index] = (costs[0] - costs[1]) / ((point + step) - (point - step))
+    return gradient
+
+
+def element_weights(case: Case) -> np.ndarray:
+    """w_e = sample_weight[i] * mask_e over the predictions' shape."""
+    weights = np.ones(case.predictions.shape)
+    if case.mask is not None:
+        weights = weights * case.mask
+    if case.sample_weight is not None:
+        weights = weights * case.sample_weight.reshape((-1,) + (1,) * (weights.ndim - 1))
+    return weights
+
+
+WEIGHTINGS = ((False, False), (True, False), (False, True), (True, True))  # (weighted, masked)
+GRID = list(itertools.product(LOSS_NAMES, REDUCTIONS, WEIGHTINGS, (1, 2, 3, 4)))
+
+
+@pytest.mark.parametrize(("name", "reduction", "weighting", "rank"), GRID)
+def test_gradient_matches_central_differences(name, reduction, weighting, rank):
+    weighted, masked = weighting
+    seed = zlib.crc32(f"gradient-{name}-{reduction}-{weighting}-{rank}".encode())
+    rng = np.random.default_rng(seed)
+    case = random_case(
+        name, rng, rank=rank, weighted=weighted, masked=masked, smooth=True, max_elements=30
+    )
+    result = compute_case(case, reduction)
+    expected = finite_difference_gradient(case, reduction)
+
+    assert result.gradient.shape == case.predictions.shape
+    assert np.all(np.isfinite(result.gradient))
+    allowed = TOLERANCE * (np.abs(expected) + np.abs(expected).max()) + 1e-300
+    error = np.abs(result.gradient - expected)
+    worst = np.unravel_index(int(np.argmax(error - allowed)), error.shape)
+    assert np.all(error <= allowed), (
+        f"gradient{list(worst)} = {result.gradient[worst]!r}, central differences "
+        f"{expected[worst]!r} (p={case.predictions[worst]!r}, y={case.targets[worst]!r}, "
+        f"params={case.params})"
+    )
+    # Elements that weigh nothing have exactly no derivative.
+    unweighted = element_weights(case) == 0.0
+    assert np.all(result.gradient[unweighted] == 0.0)
+
+
+KINKS = [
+    ("mae", {}),
+    ("smooth_l1", {"beta": 0.0}),
+    ("quantile", {}),
+    ("quantile", {"quantile": 0.9}),
+    ("mape", {}),
+]
+
+
+@pytest.mark.parametrize(("name", "params"), KINKS)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_derivative_is_zero_at_the_kink(name, params, reduction):
+    """|x| at 0 (mae, smooth_l1 with beta 0, mape) and the pinball's corner: derivative 0.
+
+    The kinked elements sit beside ordinary ones, so a zero gradient cannot come from a zero
+    scale: the ordinary elements' derivatives are checked to be non-zero.
+    """
+    targets = np.array([[1.5, -2.0], [0.25, 3.0]])
+    predictions = np.array([[1.5, -1.0], [0.25, 2.0]])  # entries [0, 0] and [1, 0] at p == y
+    case = Case(name, predictions, targets, params, sample_weight=np.array([2.0, 1.0]))
+    result = compute_case(case, reduction)
+    assert result.gradient[0, 0] == 0.0
+    assert result.gradient[1, 0] == 0.0
+    assert result.gradient[0, 1] > 0.0  # p > y
+    assert result.gradient[1, 1] < 0.0  # p < y
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_huber_and_smooth_l1_slopes_are_continuous_at_their_threshold(reduction):
+    """At |d| = delta (huber) and |d| = beta (smooth_l1) both branches have slope sign(d) * delta
+    (resp. sign(d)); the returned slope is that value, on both sides of zero."""
+    targets = np.zeros(4)
+    predictions = np.array([2.0, -2.0, 0.5, -0.5])
+    huber = compute_case(Case("huber", predictions, targets, {"delta": 2.0}), reduction)
+    smooth = compute_case(Case("smooth_l1", predictions, targets, {"beta": 2.0}), reduction)
+    scale = 0.25 if reduction == "mean" else 1.0
+    np.testing.assert_array_equal(huber.gradient, scale * np.array([2.0, -2.0, 0.5, -0.5]))
+    np.testing.assert_array_equal(smooth.gradient, scale * np.array([1.0, -1.0, 0.25, -0.25]))

@@ -1,0 +1,101 @@
+"""The service agrees with the naive reference (tests/reference.py) to 1e-10 on random inputs.
+
+Every loss, ranks 1 to 4, with and without sample weights and a mask, both reductions:
+``cost``, ``per_sample``, ``sum``, ``weight_sum`` and ``count``. A fixed grid covers every
+combination deterministically; a Hypothesis test explores further seeds, shapes and params.
+
+Tolerance: 1e-10 relative to the magnitude of the quantity, i.e. the same reduction applied to
+|l_e| (a sum of losses of both signs, as poisson_nll has, can cancel far below its terms; the
+service cannot be asked to be more accurate than its terms), with an absolute floor of 1e-12
+(log_cosh near d = 0 is a difference of O(1) numbers, good to ~1e-16 absolute, see LOSSES.md).
+"""
+
+from __future__ import annotations
+
+import itertools
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import service.losses  # noqa: F401  (registers every loss)
+from service.registry import REGISTRY
+from tests import reference
+from tests.samplers import Case, compute_case, random_case
+
+RELATIVE = 1e-10
+ABSOLUTE = 1e-12
+LOSS_NAMES = sorted(REGISTRY)
+REDUCTIONS = ("mean", "sum")
+
+
+def close(got: float, expected: float, magnitude: float) -> bool:
+    return abs(got - expected) <= RELATIVE * max(abs(expected), magnitude) + ABSOLUTE
+
+
+def check_against_reference(case: Case, reduction: str) -> None:
+    result = compute_case(case, reduction, with_gradient=False)
+    losses = reference.element_losses(case.name, case.predictions, case.targets, case.params)
+    expected = reference.reduce(losses, case.n_samples, case.sample_weight, case.mask, reduction)
+    magnitude = reference.reduce(
+        [abs(loss) for loss in losses], case.n_samples, case.sample_weight, case.mask, reduction
+    )
+
+    assert result.count == expected.count == case.n_samples
+    assert result.per_sample.shape == (case.n_samples,)
+    for i, (got, want, size) in enumerate(
+        zip(result.per_sample, expected.per_sample, magnitude.per_sample, strict=True)
+    ):
+        assert close(float(got), want, size), f"per_sample[{i}]: {got!r} != {want!r}"
+    assert close(result.weight_sum, expected.weight_sum, 0.0), (
+        f"weight_sum {result.weight_sum!r} != {expected.weight_sum!r}"
+    )
+    assert close(result.sum, expected.sum, magnitude.sum), f"sum {result.sum!r} != {expected.sum!r}"
+    assert close(result.cost, expected.cost, magnitude.cost), (
+        f"cost {result.cost!r} != {expected.cost!r}"
+    )
+    for value in (result.cost, result.sum, result.weight_sum, *result.per_sample):
+        assert np.isfinite(value)
+
+
+GRID = list(itertools.product(LOSS_NAMES, (1, 2, 3, 4), (False, True), (False, True), REDUCTIONS))
+
+
+@pytest.mark.parametrize(("name", "rank", "weighted", "masked", "reduction"), GRID)
+def test_grid_matches_reference(name, rank, weighted, masked, reduction):
+    seed = zlib.crc32(f"{name}-{rank}-{weighted}-{masked}-{reduction}".encode())
+    rng = np.random.default_rng(seed)
+    case = random_case(name, rng, rank=rank, weighted=weighted, masked=masked)
+    check_against_reference(case, reduction)
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    rank=st.integers(1, 4),
+    weighted=st.booleans(),
+    masked=st.booleans(),
+    reduction=st.sampled_from(REDUCTIONS),
+)
+def test_random_inputs_match_reference(name, seed, rank, weighted, masked, reduction):
+    case = random_case(
+        name, np.random.default_rng(seed), rank=rank, weighted=weighted, masked=masked
+    )
+    check_against_reference(case, reduction)
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_one_sample_of_one_element(name):
+    """The smallest batch, N = 1 and shape (1,): per_sample is the element loss itself."""
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    case = random_case(name, rng, rank=1)
+    case = Case(name, case.predictions[:1].copy(), case.targets[:1].copy(), case.params)
+    for reduction in REDUCTIONS:
+        check_against_reference(case, reduction)
+    result = compute_case(case)
+    [element] = reference.element_losses(name, case.predictions, case.targets, case.params)
+    assert close(result.cost, element, abs(element))
+    assert close(float(result.per_sample[0]), element, abs(element))
+    assert result.weight_sum == 1.0
