@@ -1,0 +1,80 @@
+# syntax=docker/dockerfile:1
+#
+# loss-service image.
+#
+#   docker build -t loss-service .
+#   docker run --rm -p 8000:8000 loss-service
+#
+# Two stages on the same glibc base (numpy, numba/llvmlite, uvloop, orjson ship manylinux
+# wheels, so nothing is compiled here; Alpine/musl would mean building them from source):
+#   builder  installs the project and its dependencies into the virtualenv /opt/venv;
+#   runtime  copies only that virtualenv, then compiles every numba kernel once, at build
+#            time, into NUMBA_CACHE_DIR so a container is ready about a second after it starts.
+# Both stages must use the same image: the venv's interpreter links to /usr/local/bin/python.
+# A patch release known to be published for bookworm (no registry is reachable from the
+# development machines to check newer ones). Bump the tag, and pin its digest, in one place:
+ARG PYTHON_IMAGE=python:3.12.11-slim-bookworm
+
+# ---- builder ----------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS builder
+
+RUN python -m venv /opt/venv
+# The venv first on PATH: `pip` below is the venv's.
+ENV PATH=/opt/venv/bin:${PATH} \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+WORKDIR /src
+# README.md* : the readme pyproject.toml names, whenever the repository has it.
+COPY pyproject.toml README.md* ./
+COPY service ./service
+# A regular (non-editable) install: the package lands in the venv's site-packages, so the
+# runtime stage needs nothing from /src.
+RUN pip install --no-cache-dir .
+
+# ---- runtime ----------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+
+LABEL org.opencontainers.image.title="loss-service" \
+      org.opencontainers.image.description="Per-sample losses, cost and exact gradients from Numba kernels over HTTP." \
+      org.opencontainers.image.licenses="MIT"
+
+# NUMBA_CPU_NAME=generic: numba keys each cached kernel on (target triple, CPU name, CPU
+# features). Compiled for the build machine's CPU ("skylake-avx512", say), the cache would
+# miss on any other CPU and every container would compile all kernels again at start.
+# "generic" (which implies no extra CPU features) makes the key the same on every host of
+# the architecture, so the cache filled below is used wherever the image runs. It must stay
+# set at runtime for the keys to match. The price: no AVX-specific code generation.
+# NUMBA_CACHE_DIR must stay writable by the app user: numba skips a cache directory it
+# cannot write to, and with no writable place left the kernels fail at import
+# ("RuntimeError: cannot cache function ...: no locator available").
+ENV PATH=/opt/venv/bin:${PATH} \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    NUMBA_CACHE_DIR=/var/cache/numba \
+    NUMBA_CPU_NAME=generic \
+    LOSS_SERVICE_PORT=8000
+
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin app \
+    && install -d -o app -g app -m 0755 "${NUMBA_CACHE_DIR}"
+
+COPY --from=builder /opt/venv /opt/venv
+
+# An empty working directory, so `python -m service` can only import the installed package.
+WORKDIR /app
+# Numeric, so a runtime (Kubernetes runAsNonRoot, say) can tell it is not root.
+USER 10001:10001
+
+# Fill the numba cache, as the app user, against the exact files this image ships.
+RUN python -c "import service.losses; from service.warmup import warm_all; print('warm:', warm_all(), 'losses')"
+
+EXPOSE 8000
+
+# Ready (every kernel loaded) rather than merely alive; no curl needed in a slim image.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-m", "service.healthcheck"]
+
+# The port comes from LOSS_SERVICE_PORT (8000), workers from LOSS_SERVICE_WORKERS (1).
+CMD ["python", "-m", "service", "--host", "0.0.0.0"]
