@@ -13,7 +13,7 @@ import math
 import threading
 from typing import Any
 
-import httpx
+import httpx2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -61,7 +61,7 @@ def strict_json(text: str) -> Any:
     return json.loads(text, parse_constant=refuse)
 
 
-def ok_result(response: httpx.Response) -> dict[str, Any]:
+def ok_result(response: httpx2.Response) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
     return strict_json(response.text)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given
@@ -43,7 +43,7 @@ INTERNALS = (
 )
 
 
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+def assert_problem(response: httpx2.Response, status: int) -> dict[str, Any]:
     """The response is a problem+json of ``status`` with no internals; returns the body."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
@@ -72,7 +72,7 @@ def post(
     loss: str,
     body: dict[str, Any] | bytes,
     content_type: str = "application/json",
-) -> httpx.Response:
+) -> httpx2.Response:
     return client.post(
         f"/v1/losses/{loss}", content=encode(body), headers={"content-type": content_type}
     )
