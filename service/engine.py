@@ -55,8 +55,15 @@ def _compute(
     if spec.domain is not None:
         spec.domain(batch, params)
     weights = reducing.weigh(batch, sample_weight)
-    scale = reducing.gradient_scale(weights, reduction) if with_gradient else reducing.NO_GRADIENT
-    losses, gradient = spec.kernel(*batch.kernel_arrays, scale, *spec.kernel_args(params))
+    if with_gradient:
+        scale = reducing.gradient_scale(weights, reduction)
+        gradient = np.empty(batch.gradient_shape)
+    else:
+        scale = gradient = reducing.NO_GRADIENT
+    losses = np.empty(batch.n_samples * batch.elements_per_sample)
+    spec.kernel(
+        *batch.kernel_arrays, scale, losses, gradient.reshape(-1), *spec.kernel_args(params)
+    )
     _require_finite(losses, batch, "loss")
     if with_gradient:
         _require_finite(gradient, batch, "gradient")
@@ -78,7 +85,7 @@ def _compute(
         reduction=reduction,
         cost=reduced.cost,
         per_sample=reduced.per_sample,
-        gradient=gradient.reshape(batch.gradient_shape) if with_gradient else None,
+        gradient=gradient if with_gradient else None,
         sum=reduced.sum,
         weight_sum=reduced.weight_sum,
         count=batch.n_samples,

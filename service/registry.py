@@ -39,8 +39,8 @@ class Formula:
 class LossSpec:
     """Everything about one loss.
 
-    ``kernel`` is called as ``kernel(*batch.kernel_arrays, scale, *kernel_args(params))`` and
-    returns ``(element_losses, gradient)`` (see :mod:`service.kernels`). ``domain`` is the
+    ``kernel`` is called as ``kernel(*batch.kernel_arrays, scale, losses, gradient,
+    *kernel_args(params))`` and fills the two outputs (see :mod:`service.kernels`). ``domain`` is the
     loss's own value checks, run after the shape contract. ``extras`` adds loss-specific
     response fields. ``properties`` states facts the generic tests check:
     ``"nonnegative"`` (every element loss >= 0) and ``"zero_at_target"`` (0 when the
@@ -53,7 +53,7 @@ class LossSpec:
     formula: Formula
     params: type[Params]
     contract: Contract
-    kernel: Callable[..., tuple[Any, Any]]
+    kernel: Callable[..., None]
     kernel_args: Callable[[Any], tuple[Any, ...]]
     example: Mapping[str, Any]
     aliases: tuple[str, ...] = ()

@@ -1,8 +1,10 @@
 """Numba kernels: the numerical core, and nothing else.
 
-Every kernel takes flat float64 arrays and a per-element gradient ``scale`` and returns
-``(element_losses, gradient)`` in one pass, where ``gradient = scale * d element_loss / d input``
-(a vector-Jacobian product). An empty ``scale`` means "no gradient wanted" and the kernel
-returns an empty gradient. Kernels import only numpy and numba: they never validate, never
-raise on user input and never read settings; the layers above do that.
+Every kernel takes float64 arrays, a per-element gradient ``scale`` and two outputs, and fills
+them in one pass: ``losses`` with the element losses and ``gradient`` with
+``scale * d element_loss / d input`` (a vector-Jacobian product). An empty ``gradient`` means
+"no gradient wanted". The caller allocates the outputs: an array allocated inside a numba
+kernel costs several times the arithmetic at 1e6 elements (measured: 10 ms against 1.6 ms for
+MSE with its gradient), and the engine may reuse buffers. Kernels import only numpy and numba:
+they never validate, never raise on user input and never read settings.
 """
