@@ -138,7 +138,7 @@ def _message(item: dict[str, Any], model: type[BaseModel]) -> str:
         owner = _model_at(model, item["loc"][:-1])
         allowed = ", ".join(owner.model_fields) if owner is not None else ""
         what = "parameter" if item["loc"][:1] == ("params",) else "field"
-        return f"unknown {what} {where!r}; allowed: {allowed or 'none'}"
+        return f"unknown {what} {item['loc'][-1]!r}; allowed: {allowed or 'none'}"
     if item["type"] == "missing":
         return f"{where} is required"
     got = item.get("input")
