@@ -12,22 +12,11 @@ At a kink the derivative is 0.
 
 import math
 
-from numba import njit
-
-LOG2 = math.log(2.0)
-
-
-@njit(cache=True, nogil=True)
-def _sign(x):
-    """sign(x) with sign(0) = 0: the derivative of |x| taken as 0 at the kink."""
-    if x > 0.0:
-        return 1.0
-    if x < 0.0:
-        return -1.0
-    return 0.0
+from service.kernels.jit import kernel
+from service.kernels.stable import sign
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def mse(predictions, targets, scale, losses, gradient):
     r""":math:`l = d^2`, :math:`\partial l/\partial p = 2d`, with :math:`d = p - y`."""
     with_gradient = gradient.size != 0
@@ -38,7 +27,7 @@ def mse(predictions, targets, scale, losses, gradient):
             gradient[i] = scale[i] * 2.0 * d
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def mae(predictions, targets, scale, losses, gradient):
     r""":math:`l = |d|`, :math:`\partial l/\partial p = \operatorname{sign} d` (0 at 0)."""
     with_gradient = gradient.size != 0
@@ -46,10 +35,10 @@ def mae(predictions, targets, scale, losses, gradient):
         d = predictions[i] - targets[i]
         losses[i] = abs(d)
         if with_gradient:
-            gradient[i] = scale[i] * _sign(d)
+            gradient[i] = scale[i] * sign(d)
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def huber(predictions, targets, scale, losses, gradient, delta):
     r""":math:`l = d^2/2` if :math:`|d| \le \delta` else :math:`\delta(|d| - \delta/2)`.
 
@@ -64,12 +53,12 @@ def huber(predictions, targets, scale, losses, gradient, delta):
             slope = d
         else:
             losses[i] = delta * (a - 0.5 * delta)
-            slope = delta * _sign(d)
+            slope = delta * sign(d)
         if with_gradient:
             gradient[i] = scale[i] * slope
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def smooth_l1(predictions, targets, scale, losses, gradient, beta):
     r""":math:`l = d^2/(2\beta)` if :math:`|d| < \beta` else :math:`|d| - \beta/2`; β = 0 is |d|.
 
@@ -84,29 +73,31 @@ def smooth_l1(predictions, targets, scale, losses, gradient, beta):
             slope = d / beta
         else:
             losses[i] = a - 0.5 * beta
-            slope = _sign(d)
+            slope = sign(d)
         if with_gradient:
             gradient[i] = scale[i] * slope
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def log_cosh(predictions, targets, scale, losses, gradient):
     r""":math:`l = \log\cosh d`, :math:`\partial l/\partial p = \tanh d`.
 
-    Computed as :math:`|d| + \operatorname{softplus}(-2|d|) - \log 2`: ``cosh`` overflows for
-    :math:`|d| > 710`, while this form is exact and finite for every finite d
-    (``softplus(-2|d|) = log1p(exp(-2|d|))`` never overflows).
+    With :math:`e = \operatorname{expm1}(-2|d|) \in (-1, 0]`:
+    :math:`\log\cosh d = |d| + \log(1 + e^{-2|d|}) - \log 2 = |d| + \operatorname{log1p}(e/2)`
+    and :math:`\tanh |d| = -e / (2 + e)`. ``cosh`` overflows for :math:`|d| > 710`; this form is
+    finite for every finite d, accurate near 0 (expm1), and costs one expm1 and one log1p.
     """
     with_gradient = gradient.size != 0
     for i in range(predictions.size):
         d = predictions[i] - targets[i]
         a = abs(d)
-        losses[i] = a + math.log1p(math.exp(-2.0 * a)) - LOG2
+        e = math.expm1(-2.0 * a)
+        losses[i] = a + math.log1p(0.5 * e)
         if with_gradient:
-            gradient[i] = scale[i] * math.tanh(d)
+            gradient[i] = scale[i] * sign(d) * (-e / (2.0 + e))
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def msle(predictions, targets, scale, losses, gradient):
     r""":math:`l = (\log(1+p) - \log(1+y))^2`, :math:`\partial l/\partial p = 2(\log(1+p) - \log(1+y))/(1+p)`.
 
@@ -120,7 +111,7 @@ def msle(predictions, targets, scale, losses, gradient):
             gradient[i] = scale[i] * 2.0 * r / (1.0 + predictions[i])
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def mape(predictions, targets, scale, losses, gradient, eps):
     r""":math:`l = 100 |y - p| / \max(|y|, \epsilon)`, derivative :math:`100 \operatorname{sign}(p - y) / \max(|y|, \epsilon)`."""
     with_gradient = gradient.size != 0
@@ -129,10 +120,10 @@ def mape(predictions, targets, scale, losses, gradient, eps):
         denominator = max(abs(targets[i]), eps)
         losses[i] = 100.0 * abs(d) / denominator
         if with_gradient:
-            gradient[i] = scale[i] * 100.0 * _sign(d) / denominator
+            gradient[i] = scale[i] * 100.0 * sign(d) / denominator
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def quantile(predictions, targets, scale, losses, gradient, q):
     r"""Pinball loss, :math:`r = y - p`: :math:`l = \max(q r, (q - 1) r)`.
 
@@ -154,7 +145,7 @@ def quantile(predictions, targets, scale, losses, gradient, q):
             gradient[i] = scale[i] * slope
 
 
-@njit(cache=True, nogil=True)
+@kernel
 def poisson_nll(predictions, targets, scale, losses, gradient, log_input, eps):
     r"""Poisson negative log-likelihood without the constant :math:`\log y!` (PyTorch, full=False).
 
