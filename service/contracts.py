@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from service.errors import DomainError, ShapeError, body_loc, index_text
+from service.domain import fail_at, require_range
+from service.errors import ShapeError, body_loc
 
 
 @dataclass(frozen=True)
@@ -81,19 +82,6 @@ def require_same_shape(
         )
 
 
-def require_range(
-    array: np.ndarray, field: str, low: float, high: float, *, hint: str = ""
-) -> None:
-    """Every value in the closed interval [low, high]; names the first value outside it."""
-    outside = (array < low) | (array > high)
-    if outside.any():
-        index = np.unravel_index(int(np.argmax(outside)), array.shape)
-        raise DomainError(
-            body_loc(field, *map(int, index)),
-            f"{index_text(field, index)} = {array[index]:g} is outside [{low:g}, {high:g}]{hint}",
-        )
-
-
 def element_mask(mask: np.ndarray | None, element_shape: tuple[int, ...]) -> np.ndarray | None:
     """The optional top-level ``mask``: the shape of the element grid, values in [0, 1]."""
     if mask is None:
@@ -131,5 +119,127 @@ class Elementwise:
             n_samples=n_samples,
             elements_per_sample=predictions.size // n_samples,
             element_weights=element_mask(inputs.mask, predictions.shape),
+            gradient_shape=predictions.shape,
+        )
+
+
+def require_class_axis(predictions: np.ndarray, spatial: bool = True) -> None:
+    """Predictions ``(N, C, d1, ...)`` (or exactly ``(N, C)`` when not ``spatial``)."""
+    require_batch(predictions, "predictions")
+    if predictions.ndim < 2:
+        layout = "(N, C, d1, ...)" if spatial else "(N, C)"
+        raise ShapeError(
+            body_loc("predictions"),
+            f"predictions has shape {shape_text(predictions.shape)}; this loss needs a class "
+            f"axis: {layout} with the classes on axis 1",
+        )
+    if not spatial and predictions.ndim != 2:
+        raise ShapeError(
+            body_loc("predictions"),
+            f"predictions has shape {shape_text(predictions.shape)}; this loss takes (N, C) only",
+        )
+
+
+def _class_view(predictions: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+    """``predictions`` as ``[N, C, S]`` and the element grid ``(N, d1, ...)``."""
+    samples, classes = predictions.shape[:2]
+    view = predictions.reshape(samples, classes, -1)
+    return view, (samples, *predictions.shape[2:])
+
+
+class ClassAxis:
+    """Predictions ``(N, C, d1, ...)`` with dense targets of the same shape (one-hot or soft).
+
+    An element is a position ``(n, d1, ...)``: the class axis is reduced by the loss.
+    """
+
+    shapes: Mapping[str, str] = {
+        "predictions": "(N, C, d1, ...): class axis 1 (PyTorch layout)",
+        "targets": "same shape as predictions: one-hot or soft, values in [0, 1]",
+        "sample_weight": "(N,), >= 0 (optional)",
+        "mask": "(N, d1, ...), values in [0, 1] (optional)",
+    }
+    elements = "every position (n, d1, ...); the class axis is reduced"
+
+    def prepare(self, inputs: Inputs, params: Any) -> Batch:
+        predictions, targets = inputs.predictions, inputs.targets
+        require_class_axis(predictions)
+        require_same_shape(targets, "targets", predictions, "predictions")
+        view, grid = _class_view(predictions)
+        return Batch(
+            predictions=predictions,
+            targets=targets,
+            kernel_arrays=(view, targets.reshape(view.shape)),
+            n_samples=grid[0],
+            elements_per_sample=view.shape[2],
+            element_weights=element_mask(inputs.mask, grid),
+            gradient_shape=predictions.shape,
+        )
+
+
+class ClassLabels:
+    """Predictions ``(N, C, d1, ...)`` with integer targets ``(N, d1, ...)``.
+
+    Labels must be integers in ``[0, C)``, or equal ``params.ignore_index`` where the loss has
+    one; ignored positions and ``params.class_weight[label]`` enter the element weights, so
+    the reduction treats them like any other weight. ``spatial=False`` admits ``(N, C)`` only.
+    """
+
+    def __init__(self, spatial: bool = True) -> None:
+        self.spatial = spatial
+        grid = "(N, d1, ...)" if spatial else "(N,)"
+        self.shapes: Mapping[str, str] = {
+            "predictions": "(N, C, d1, ...): class axis 1" if spatial else "(N, C)",
+            "targets": f"{grid} integers in [0, C)" + (" or ignore_index" if spatial else ""),
+            "sample_weight": "(N,), >= 0 (optional)",
+            "mask": f"{grid}, values in [0, 1] (optional)",
+        }
+        self.elements = (
+            "every position (n, d1, ...); the class axis is reduced" if spatial else "every sample"
+        )
+
+    def prepare(self, inputs: Inputs, params: Any) -> Batch:
+        predictions, targets = inputs.predictions, inputs.targets
+        require_class_axis(predictions, self.spatial)
+        view, grid = _class_view(predictions)
+        classes = view.shape[1]
+        if targets.shape != grid:
+            raise ShapeError(
+                body_loc("targets"),
+                f"targets has shape {shape_text(targets.shape)} but predictions has "
+                f"{shape_text(predictions.shape)}; integer class targets must be "
+                f"{shape_text(grid)} (predictions without the class axis 1)",
+            )
+        ignore_index = getattr(params, "ignore_index", None)
+        fail_at(targets, "targets", targets != np.floor(targets), "is not an integer class index")
+        ignored = targets == ignore_index if ignore_index is not None else None
+        valid = (targets >= 0) & (targets < classes)
+        outside = ~valid if ignored is None else ~(valid | ignored)
+        allowed = f"[0, {classes})" + (
+            f" or ignore_index {ignore_index}" if ignored is not None else ""
+        )
+        fail_at(targets, "targets", outside, f"is not a class index: expected {allowed}")
+        labels = targets.astype(np.int64).reshape(grid[0], -1)
+        weights = element_mask(inputs.mask, grid)
+        class_weight = getattr(params, "class_weight", None)
+        if class_weight is not None:
+            if len(class_weight) != classes:
+                raise ShapeError(
+                    body_loc("params", "class_weight"),
+                    f"class_weight has {len(class_weight)} entries but predictions has "
+                    f"{classes} classes (axis 1); class_weight must have {classes}",
+                )
+            per_label = np.asarray(class_weight, dtype=np.float64)[np.clip(labels, 0, classes - 1)]
+            weights = per_label.reshape(-1) if weights is None else weights * per_label.reshape(-1)
+        if ignored is not None and ignored.any():
+            kept = (~ignored).astype(np.float64).reshape(-1)
+            weights = kept if weights is None else weights * kept
+        return Batch(
+            predictions=predictions,
+            targets=targets,
+            kernel_arrays=(view, labels),
+            n_samples=grid[0],
+            elements_per_sample=view.shape[2],
+            element_weights=weights,
             gradient_shape=predictions.shape,
         )

@@ -6,17 +6,14 @@ conventions of weighting and reduction are the service's (service/reduction.py).
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import numpy as np
-from pydantic import Field, Strict, StrictBool
+from pydantic import Field, StrictBool
 
 from service.contracts import Batch, Elementwise
-from service.errors import DomainError, body_loc, index_text
+from service.domain import require_above
 from service.kernels import regression as kernels
+from service.losses.fields import Float
 from service.registry import Formula, LossSpec, Params, register
 
-Float = Annotated[float, Strict()]  # ints accepted, strings and booleans refused
 ELEMENTWISE = Elementwise()
 EXAMPLE = {"predictions": [[0.5, 1.0], [2.0, -1.0]], "targets": [[0.0, 1.5], [2.5, -1.0]]}
 
@@ -56,27 +53,15 @@ def no_args(_params: Params) -> tuple[()]:
     return ()
 
 
-def _require_above(array: np.ndarray, field: str, bound: float, loss: str, strict: bool) -> None:
-    bad = array <= bound if strict else array < bound
-    if bad.any():
-        index = np.unravel_index(int(np.argmax(bad)), array.shape)
-        relation = ">" if strict else ">="
-        raise DomainError(
-            body_loc(field, *map(int, index)),
-            f"{index_text(field, index)} = {array[index]:g} is outside the domain of {loss}: "
-            f"every value of {field} must be {relation} {bound:g}",
-        )
-
-
 def msle_domain(batch: Batch, _params: NoParams) -> None:
-    _require_above(batch.predictions, "predictions", -1.0, "msle", strict=True)
-    _require_above(batch.targets, "targets", -1.0, "msle", strict=True)
+    require_above(batch.predictions, "predictions", -1.0, "msle", strict=True)
+    require_above(batch.targets, "targets", -1.0, "msle", strict=True)
 
 
 def poisson_domain(batch: Batch, params: PoissonNLLParams) -> None:
-    _require_above(batch.targets, "targets", 0.0, "poisson_nll", strict=False)
+    require_above(batch.targets, "targets", 0.0, "poisson_nll", strict=False)
     if not params.log_input:
-        _require_above(batch.predictions, "predictions", 0.0, "poisson_nll", strict=False)
+        require_above(batch.predictions, "predictions", 0.0, "poisson_nll", strict=False)
 
 
 def _elementwise(**fields) -> LossSpec:

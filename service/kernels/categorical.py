@@ -1,0 +1,305 @@
+r"""Categorical kernels: a softmax (or probability) vector over the class axis per position.
+
+Arrays arrive as views ``predictions[N, C, S]`` (S = product of the spatial axes, 1 for plain
+classification), dense ``targets[N, C, S]`` or integer ``labels[N, S]``. An element is a
+position (n, s): ``losses[n * S + s]``, ``scale[n * S + s]``; the gradient is flat in the
+predictions' layout, ``gradient[(n * C + c) * S + s]``.
+
+Logits use log-softmax with the maximum shifted out,
+:math:`\log q_c = x_c - m - \log \sum_k e^{x_k - m}`, :math:`m = \max_k x_k`: no exponential
+overflows and :math:`\log q_c` stays finite where :math:`q_c` underflows to 0.
+Probabilities are clipped, :math:`q_c = \operatorname{clip}(p_c, \epsilon, 1 - \epsilon)`,
+and derivatives are evaluated at the clipped value.
+"""
+
+import math
+
+import numpy as np
+
+from service.kernels.jit import kernel
+from service.kernels.stable import clip
+
+
+@kernel
+def _softmax_parts(predictions, n, s, shifted):
+    """Fill ``shifted[c] = exp(x_c - m)`` at position (n, s); return ``(m, sum_c shifted[c])``.
+
+    The gradient reuses ``shifted`` (:math:`q_c` = shifted[c] / total), so each logit costs one
+    ``exp``. The largest term is exactly 1, so the total is in [1, C].
+    """
+    classes = predictions.shape[1]
+    peak = predictions[n, 0, s]
+    for c in range(1, classes):
+        peak = max(peak, predictions[n, c, s])
+    total = 0.0
+    for c in range(classes):
+        shifted[c] = math.exp(predictions[n, c, s] - peak)
+        total += shifted[c]
+    return peak, total
+
+
+@kernel
+def categorical_cross_entropy(
+    predictions, targets, scale, losses, gradient, from_logits, smoothing, eps
+):
+    r""":math:`l = -\sum_c y'_c \log q_c`, :math:`y' = y(1 - s) + s/C` (one-hot or soft y).
+
+    Logits: :math:`\partial l/\partial x_c = q_c \sum_k y'_k - y'_c` (soft targets need not sum
+    to 1). Probabilities: :math:`\partial l/\partial p_c = -y'_c / q_c`.
+    """
+    samples, classes, positions = predictions.shape
+    with_gradient = gradient.size != 0
+    shifted = np.empty(classes)
+    for n in range(samples):
+        for s in range(positions):
+            element = n * positions + s
+            loss = 0.0
+            if from_logits:
+                peak, total = _softmax_parts(predictions, n, s, shifted)
+                log_z = peak + math.log(total)
+                target_sum = 0.0
+                for c in range(classes):
+                    y = targets[n, c, s] * (1.0 - smoothing) + smoothing / classes
+                    target_sum += y
+                    loss += y * (log_z - predictions[n, c, s])
+                if with_gradient:
+                    for c in range(classes):
+                        y = targets[n, c, s] * (1.0 - smoothing) + smoothing / classes
+                        q = shifted[c] / total
+                        gradient[(n * classes + c) * positions + s] = scale[element] * (
+                            q * target_sum - y
+                        )
+            else:
+                for c in range(classes):
+                    y = targets[n, c, s] * (1.0 - smoothing) + smoothing / classes
+                    q = clip(predictions[n, c, s], eps, 1.0 - eps)
+                    loss -= y * math.log(q)
+                    if with_gradient:
+                        gradient[(n * classes + c) * positions + s] = scale[element] * (-y / q)
+            losses[element] = loss
+
+
+@kernel
+def sparse_categorical_cross_entropy(
+    predictions, labels, scale, losses, gradient, from_logits, smoothing, eps
+):
+    r"""Cross-entropy against integer labels, :math:`y' = (1 - s)\,\mathrm{onehot}(t) + s/C`.
+
+    Logits: :math:`l = \log Z - \sum_c y'_c x_c`, :math:`\partial l/\partial x_c = q_c - y'_c`.
+    Probabilities: :math:`l = -\sum_c y'_c \log q_c`, :math:`\partial l/\partial p_c = -y'_c/q_c`.
+    A label outside [0, C) (``ignore_index``; its weight is 0) gives loss 0 and gradient 0.
+    """
+    samples, classes, positions = predictions.shape
+    with_gradient = gradient.size != 0
+    shifted = np.empty(classes)
+    off_target = smoothing / classes
+    on_target = 1.0 - smoothing + off_target
+    for n in range(samples):
+        for s in range(positions):
+            element = n * positions + s
+            label = labels[n, s]
+            if label < 0 or label >= classes:
+                losses[element] = 0.0
+                if with_gradient:
+                    for c in range(classes):
+                        gradient[(n * classes + c) * positions + s] = 0.0
+                continue
+            loss = 0.0
+            if from_logits:
+                peak, total = _softmax_parts(predictions, n, s, shifted)
+                log_z = peak + math.log(total)
+                for c in range(classes):
+                    y = on_target if c == label else off_target
+                    loss += y * (log_z - predictions[n, c, s])
+                    if with_gradient:
+                        q = shifted[c] / total
+                        gradient[(n * classes + c) * positions + s] = scale[element] * (q - y)
+            else:
+                for c in range(classes):
+                    y = on_target if c == label else off_target
+                    q = clip(predictions[n, c, s], eps, 1.0 - eps)
+                    if y != 0.0:
+                        loss -= y * math.log(q)
+                    if with_gradient:
+                        gradient[(n * classes + c) * positions + s] = scale[element] * (-y / q)
+            losses[element] = loss
+
+
+@kernel
+def categorical_focal(
+    predictions, targets, scale, losses, gradient, from_logits, gamma, alpha, eps
+):
+    r"""Focal cross-entropy, :math:`l = -\alpha \sum_c y_c (1 - q_c)^\gamma \log q_c`.
+
+    With :math:`f(q) = (1 - q)^\gamma \log q` and
+    :math:`g_c = y_c\, q_c f'(q_c) = y_c (1 - q_c)^\gamma [1 - \gamma q_c \log q_c / (1 - q_c)]`:
+    logits, :math:`\partial l/\partial x_j = -\alpha (g_j - q_j \sum_c g_c)`; probabilities,
+    :math:`\partial l/\partial p_c = -\alpha g_c / q_c`.
+
+    For logits, :math:`1 - q_c` of the largest class is summed from the other classes (no
+    cancellation as :math:`q_c \to 1`), and :math:`\log q_c / (1 - q_c)` is evaluated there as
+    :math:`-\operatorname{log1p}(r)(1 + r)/r` (r = the others' share; -1 in the limit r = 0),
+    so one power per class suffices and nothing overflows for :math:`\gamma < 1`.
+    """
+    samples, classes, positions = predictions.shape
+    with_gradient = gradient.size != 0
+    shifted = np.empty(classes)
+    terms = np.empty(classes)
+    for n in range(samples):
+        for s in range(positions):
+            element = n * positions + s
+            loss = 0.0
+            if from_logits:
+                top = 0
+                for c in range(1, classes):
+                    if predictions[n, c, s] > predictions[n, top, s]:
+                        top = c
+                peak, total = _softmax_parts(predictions, n, s, shifted)
+                rest = 0.0  # the other classes' sum, added up alone: total - 1 would cancel
+                for c in range(classes):
+                    if c != top:
+                        rest += shifted[c]
+                total = 1.0 + rest  # shifted[top] == 1 exactly
+                log_total = math.log1p(rest)
+                weighted_sum = 0.0
+                for c in range(classes):
+                    y = targets[n, c, s]
+                    log_q = predictions[n, c, s] - peak - log_total
+                    q = shifted[c] / total
+                    if c == top:
+                        complement = rest / total
+                        ratio = -log_total * total / rest if rest > 0.0 else -1.0
+                    else:
+                        complement = 1.0 - q
+                        ratio = log_q / complement
+                    focus = complement * complement if gamma == 2.0 else complement**gamma
+                    loss -= alpha * y * focus * log_q
+                    terms[c] = y * focus * (1.0 - gamma * q * ratio)
+                    weighted_sum += terms[c]
+                if with_gradient:
+                    for c in range(classes):
+                        q = shifted[c] / total
+                        gradient[(n * classes + c) * positions + s] = (
+                            scale[element] * -alpha * (terms[c] - q * weighted_sum)
+                        )
+            else:
+                for c in range(classes):
+                    q = clip(predictions[n, c, s], eps, 1.0 - eps)
+                    y = targets[n, c, s]
+                    log_q = math.log(q)
+                    complement = 1.0 - q
+                    focus = complement * complement if gamma == 2.0 else complement**gamma
+                    loss -= alpha * y * focus * log_q
+                    if with_gradient:
+                        term = focus * (1.0 - gamma * q * log_q / complement)
+                        gradient[(n * classes + c) * positions + s] = (
+                            scale[element] * -alpha * y * term / q
+                        )
+            losses[element] = loss
+
+
+@kernel
+def categorical_hinge(predictions, targets, scale, losses, gradient):
+    r"""Keras's categorical hinge on raw scores: with :math:`pos = \sum_c y_c p_c`,
+    :math:`neg = \max_c (1 - y_c) p_c` (first maximiser :math:`c^*`),
+    :math:`l = \max(0, neg - pos + 1)`; where positive,
+    :math:`\partial l/\partial p_c = (1 - y_c)[c = c^*] - y_c`, else 0."""
+    samples, classes, positions = predictions.shape
+    with_gradient = gradient.size != 0
+    for n in range(samples):
+        for s in range(positions):
+            element = n * positions + s
+            positive = 0.0
+            top = 0
+            negative = (1.0 - targets[n, 0, s]) * predictions[n, 0, s]
+            for c in range(classes):
+                positive += targets[n, c, s] * predictions[n, c, s]
+                candidate = (1.0 - targets[n, c, s]) * predictions[n, c, s]
+                if candidate > negative:
+                    negative = candidate
+                    top = c
+            h = negative - positive + 1.0
+            active = h > 0.0
+            losses[element] = h if active else 0.0
+            if with_gradient:
+                for c in range(classes):
+                    slope = 0.0
+                    if active:
+                        slope = -targets[n, c, s]
+                        if c == top:
+                            slope += 1.0 - targets[n, c, s]
+                    gradient[(n * classes + c) * positions + s] = scale[element] * slope
+
+
+@kernel
+def kl_divergence(predictions, targets, scale, losses, gradient, from_logits, eps):
+    r""":math:`l = \sum_c y_c (\log y_c - \log q_c)`, with :math:`0 \log 0 = 0`.
+
+    Logits: :math:`\partial l/\partial x_c = q_c \sum_k y_k - y_c`. Probabilities:
+    :math:`\partial l/\partial p_c = -y_c / q_c`.
+    """
+    samples, classes, positions = predictions.shape
+    with_gradient = gradient.size != 0
+    shifted = np.empty(classes)
+    for n in range(samples):
+        for s in range(positions):
+            element = n * positions + s
+            loss = 0.0
+            total = 1.0
+            log_z = 0.0
+            if from_logits:
+                peak, total = _softmax_parts(predictions, n, s, shifted)
+                log_z = peak + math.log(total)
+            target_sum = 0.0
+            for c in range(classes):
+                y = targets[n, c, s]
+                target_sum += y
+                if from_logits:
+                    log_q = predictions[n, c, s] - log_z
+                else:
+                    log_q = math.log(clip(predictions[n, c, s], eps, 1.0 - eps))
+                if y > 0.0:
+                    loss += y * (math.log(y) - log_q)
+            losses[element] = loss
+            if with_gradient:
+                for c in range(classes):
+                    y = targets[n, c, s]
+                    if from_logits:
+                        slope = shifted[c] / total * target_sum - y
+                    else:
+                        slope = -y / clip(predictions[n, c, s], eps, 1.0 - eps)
+                    gradient[(n * classes + c) * positions + s] = scale[element] * slope
+
+
+@kernel
+def multi_margin(predictions, labels, scale, losses, gradient, margin, power):
+    r"""PyTorch's MultiMarginLoss on ``predictions[N, C]`` and labels t:
+    :math:`l = \frac{1}{C}\sum_{j \ne t} \max(0, m - x_t + x_j)^P`, P in {1, 2}.
+    Each active term :math:`h_j > 0` adds :math:`P h_j^{P-1}/C` to :math:`\partial l/\partial x_j`
+    and subtracts it from :math:`\partial l/\partial x_t` (0 at the kink :math:`h_j = 0`).
+    ``labels`` is ``[N, 1]`` and ``predictions`` ``[N, C, 1]`` (one element per sample).
+    """
+    samples, classes, _ = predictions.shape
+    with_gradient = gradient.size != 0
+    for n in range(samples):
+        label = labels[n, 0]
+        target_score = predictions[n, label, 0]
+        loss = 0.0
+        if with_gradient:
+            for c in range(classes):
+                gradient[n * classes + c] = 0.0
+        for j in range(classes):
+            if j == label:
+                continue
+            h = margin - target_score + predictions[n, j, 0]
+            if h > 0.0:
+                if power == 2:
+                    loss += h * h
+                    slope = 2.0 * h / classes
+                else:
+                    loss += h
+                    slope = 1.0 / classes
+                if with_gradient:
+                    gradient[n * classes + j] += scale[n] * slope
+                    gradient[n * classes + label] -= scale[n] * slope
+        losses[n] = loss / classes
