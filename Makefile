@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test lint clean
+.PHONY: run test lint bench clean
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,15 @@ run: $(VENV)/.runtime  ## set up and serve on $(HOST):$(PORT)
 	$(PY) -m service --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.dev  ## set up and run the whole test suite
-	$(PY) -m ruff check service tests
+	$(PY) -m ruff check service tests bench
 	$(PY) -m pytest
 
+bench: $(VENV)/.runtime  ## kernel benchmark: each kernel against vectorised NumPy, same run
+	$(PY) -m bench.kernels
+
 lint: $(VENV)/.dev
-	$(PY) -m ruff check service tests
-	$(PY) -m ruff format --check service tests
+	$(PY) -m ruff check service tests bench
+	$(PY) -m ruff format --check service tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
