@@ -23,9 +23,6 @@ from service.app import create_app
 from service.registry import REGISTRY, LossSpec
 
 SPECS = [pytest.param(spec, id=name) for name, spec in REGISTRY.items()]
-REGRESSION_SPECS = [
-    pytest.param(spec, id=name) for name, spec in REGISTRY.items() if spec.family == "regression"
-]
 ALIASES = [
     pytest.param(alias, spec, id=alias) for spec in REGISTRY.values() for alias in spec.aliases
 ]
@@ -93,6 +90,41 @@ def samples_of(example: dict[str, Any]) -> int:
     return len(example["predictions"])
 
 
+#: API.md "Elements" and LOSSES.md, per family: the element grid as a function of the
+#: predictions' shape. Regression, binary and multi-label: every entry. Categorical: every
+#: position (n, d1, ...), the class axis 1 being reduced (multi_margin's (N, C): one per sample).
+ELEMENT_GRIDS = {
+    "regression": lambda shape: shape,
+    "binary": lambda shape: shape,
+    "categorical": lambda shape: shape[:1] + shape[2:],
+}
+
+
+def element_grid(spec: LossSpec, predictions: Any) -> tuple[int, ...]:
+    """The shape of ``spec``'s element grid (and of its ``mask``) for these predictions."""
+    assert spec.family in ELEMENT_GRIDS, (
+        f"family {spec.family!r}: add its element grid (API.md, Elements) to ELEMENT_GRIDS"
+    )
+    return ELEMENT_GRIDS[spec.family](np.shape(predictions))
+
+
+def probabilities_of(spec: LossSpec, logits: Any) -> np.ndarray:
+    """What ``from_logits`` applies (LOSSES.md): binary sigmoid, categorical softmax on axis 1."""
+    x = np.asarray(logits, dtype=float)
+    if spec.family == "binary":
+        return 1.0 / (1.0 + np.exp(-x))
+    assert spec.family == "categorical", f"{spec.name}: no documented link for {spec.family!r}"
+    exp = np.exp(x - x.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def default_params(client: TestClient, spec: LossSpec) -> dict[str, Any]:
+    """Every params key with the default the catalogue publishes (checked against LOSSES.md
+    in test_catalogue)."""
+    entry = client.get(f"/v1/losses/{spec.name}").json()
+    return {key: prop["default"] for key, prop in entry["params"]["properties"].items()}
+
+
 # --- every registered loss -------------------------------------------------------------------
 
 
@@ -111,9 +143,10 @@ def test_every_loss_answers_its_example_with_the_full_response(
     assert len(result["per_sample"]) == n_samples
     assert np.shape(result["gradient"]) == np.shape(example["predictions"])
     assert isinstance(result["extras"], dict)
-    # Without weights or mask every element weighs 1: W = number of elements, and
-    # cost = sum / W, sum = (elements per sample) * sum(per_sample).
-    elements = np.size(example["predictions"])
+    # Without weights or mask every element weighs 1: W = number of elements (the size of the
+    # family's element grid, not of predictions), cost = sum / W and
+    # sum = (elements per sample) * sum(per_sample).
+    elements = math.prod(element_grid(spec, example["predictions"]))
     assert result["weight_sum"] == elements
     assert result["cost"] == pytest.approx(result["sum"] / result["weight_sum"], rel=1e-12)
     per_sample_elements = elements // n_samples
@@ -150,22 +183,25 @@ def test_merging_shards_reproduces_the_whole_batch(client: TestClient, spec: Los
     assert whole["per_sample"] == pytest.approx([s["per_sample"][0] for s in shards], rel=1e-12)
 
 
-@pytest.mark.parametrize("spec", REGRESSION_SPECS)
+@pytest.mark.parametrize("spec", SPECS)
 def test_gradient_is_the_derivative_of_the_returned_cost(
     client: TestClient, spec: LossSpec
 ) -> None:
     """Central differences of the API's own cost, with sample weights and a mask in play.
 
-    The example is shifted by 0.0123 so that no element sits on a kink (d = 0, |d| = delta).
+    The example is shifted by 0.0123 so that no element sits on a kink (d = 0, |d| = delta,
+    a hinge at its margin); probabilities stay inside [eps, 1 - eps]. The mask has the shape of
+    the element grid (positions for categorical losses).
     """
     example = dict(spec.example)
     predictions = np.asarray(example["predictions"], dtype=float) + 0.0123
     n_samples = predictions.shape[0]
+    grid = element_grid(spec, predictions)
     body = {
         **example,
         "predictions": predictions.tolist(),
         "sample_weight": [float(i + 1) for i in range(n_samples)],
-        "mask": np.linspace(0.25, 1.0, predictions.size).reshape(predictions.shape).tolist(),
+        "mask": np.linspace(0.25, 1.0, math.prod(grid)).reshape(grid).tolist(),
     }
     gradient = np.asarray(post_loss(client, spec.name, body)["gradient"])
 
@@ -208,14 +244,37 @@ def test_documented_aliases_resolve(client: TestClient, alias: str, canonical: s
     assert post_loss(client, alias, body)["loss"] == canonical
 
 
+def defaults_body(spec: LossSpec) -> dict[str, Any]:
+    """The example without its params, made valid under the default params: an example that
+    sends logits (from_logits true) sends their probabilities instead."""
+    body = {key: value for key, value in spec.example.items() if key != "params"}
+    if (spec.example.get("params") or {}).get("from_logits"):
+        body["predictions"] = probabilities_of(spec, body["predictions"]).tolist()
+    return body
+
+
 @pytest.mark.parametrize("spec", SPECS)
 def test_params_omitted_empty_or_null_all_mean_the_defaults(
     client: TestClient, spec: LossSpec
 ) -> None:
-    example = {key: value for key, value in spec.example.items() if key != "params"}
-    omitted = post_loss(client, spec.name, example)
-    assert post_loss(client, spec.name, {**example, "params": {}}) == omitted
-    assert post_loss(client, spec.name, {**example, "params": None}) == omitted
+    body = defaults_body(spec)
+    omitted = post_loss(client, spec.name, body)
+    assert post_loss(client, spec.name, {**body, "params": {}}) == omitted
+    assert post_loss(client, spec.name, {**body, "params": None}) == omitted
+    # Every key spelled out with its published default (null included) changes nothing.
+    explicit = default_params(client, spec)
+    assert post_loss(client, spec.name, {**body, "params": explicit}) == omitted
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_example_params_over_explicit_defaults_give_the_same_answer(
+    client: TestClient, spec: LossSpec
+) -> None:
+    """An example's own params, completed with every other key at its default."""
+    example = dict(spec.example)
+    completed = {**default_params(client, spec), **(example.get("params") or {})}
+    as_given = post_loss(client, spec.name, example)
+    assert post_loss(client, spec.name, {**example, "params": completed}) == as_given
 
 
 # --- hand-computed numbers -------------------------------------------------------------------

@@ -12,10 +12,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx2
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 import service.losses  # noqa: F401  (registers every loss)
 from service.app import create_app
@@ -730,9 +732,15 @@ JSON_VALUES = st.recursive(
 NUMBER_ARRAYS = st.lists(st.floats(), min_size=1, max_size=4) | st.lists(
     st.lists(st.floats() | st.integers(-3, 3), min_size=2, max_size=2), min_size=1, max_size=3
 )
-PARAMS = st.dictionaries(
-    st.sampled_from(["delta", "beta", "quantile", "eps", "log_input", "unknown"]), JSON_LEAVES
+#: Every params key of every loss (LOSSES.md), and one no loss has.
+PARAM_KEYS = sorted({key for spec in REGISTRY.values() for key in spec.params.model_fields})
+#: Values near the edges of the classification params' ranges, and lists for pos_weight and
+#: class_weight (lengths 1 to 4, negative, huge).
+EDGE_NUMBERS = st.sampled_from(
+    [0, 1, 2, -1, 0.5, 1e-7, 1e-17, 0.49999, 0.999999, -100, 255, 1e308, -1e308, 5e-324, 1.5]
 )
+PARAM_VALUES = JSON_LEAVES | EDGE_NUMBERS | st.lists(EDGE_NUMBERS | JSON_LEAVES, max_size=4)
+PARAMS = st.dictionaries(st.sampled_from([*PARAM_KEYS, "unknown"]), PARAM_VALUES)
 FIELD_VALUES = {
     "predictions": NUMBER_ARRAYS | JSON_VALUES,
     "targets": NUMBER_ARRAYS | JSON_VALUES,
@@ -758,3 +766,70 @@ def test_junk_json_never_gets_a_5xx(client: TestClient, loss: str, document: Any
         json.loads(response.text, parse_constant=refuse)
     else:
         assert_problem(response, response.status_code)
+
+
+CLASSIFICATION_LOSSES = sorted(
+    name for name, spec in REGISTRY.items() if spec.family in ("binary", "categorical")
+)
+#: Probabilities (exact 0 and 1, within eps of them, a subnormal), or logits up to +-1e4.
+PROBABILITIES = st.sampled_from([0, 1, 0.5, 1e-9, 1 - 1e-9, 5e-324]) | st.floats(0, 1)
+LOGITS = st.sampled_from([1e4, -1e4, 0, 710, -745]) | st.floats(-50, 50)
+WEIGHTS = st.sampled_from([0, 1, 0.5, 2, 1e-300, 1e308, -1])
+MASK_VALUES = st.sampled_from([0, 1, 0.5, 1e-300, 1.5, -1])
+#: One-hot and soft entries, both hinge conventions, labels in and out of range, ignore_index.
+LABELS = st.sampled_from([0, 1, 2, 3, -1, 0.5, -100, 255, 1.5])
+
+
+@st.composite
+def classification_requests(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    """A binary or categorical loss and a request for it: well-formed arrays in the layouts
+    these losses take (N, C, d...), targets of the predictions' shape or without the class
+    axis, optional weights and a mask, and params that are mostly the loss's own keys with
+    edge values (or none), so that requests reach the contracts, domains and kernels."""
+    loss = draw(st.sampled_from(CLASSIFICATION_LOSSES))
+    own_keys = sorted(REGISTRY[loss].params.model_fields) or ["unknown"]
+    plausible = EDGE_NUMBERS | st.booleans() | st.none() | st.lists(EDGE_NUMBERS, max_size=4)
+    own = st.dictionaries(st.sampled_from(own_keys), plausible, max_size=2)
+    params = st.just({}) | own | PARAMS
+    shapes = REGISTRY[loss].contract.shapes  # the catalogue's layouts, to aim mostly right
+    n, classes = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    only_2d = shapes["predictions"] == "(N, C)" and draw(st.integers(0, 3))
+    shape = (n, classes, *(() if only_2d else draw(st.sampled_from([(), (2,), (2, 1)]))))
+    grid = shape[:1] + shape[2:]
+    dense = shapes["targets"].startswith("same shape")
+    target_shape = (shape if dense else grid) if draw(st.integers(0, 3)) else (grid, shape)[dense]
+    scores = draw(st.sampled_from([PROBABILITIES, LOGITS]))
+    document: dict[str, Any] = {
+        "predictions": draw(arrays(np.float64, shape, elements=scores)).tolist(),
+        "targets": draw(arrays(np.float64, target_shape, elements=LABELS)).tolist(),
+        "params": draw(params),
+    }
+    if draw(st.booleans()):
+        document["sample_weight"] = draw(arrays(np.float64, (n,), elements=WEIGHTS)).tolist()
+    if draw(st.booleans()):
+        mask_shape = grid if draw(st.integers(0, 3)) else shape
+        document["mask"] = draw(arrays(np.float64, mask_shape, elements=MASK_VALUES)).tolist()
+    if draw(st.booleans()):
+        document["reduction"] = "sum"
+    return loss, document
+
+
+@given(request=classification_requests())
+def test_classification_params_junk_never_gets_a_5xx(
+    client: TestClient, request: tuple[str, dict[str, Any]]
+) -> None:
+    loss, document = request
+    response = post(client, loss, json.dumps(document).encode())
+    assert response.status_code in (200, 422), response.text
+    if response.status_code == 200:
+
+        def refuse(token: str) -> None:
+            raise AssertionError(f"a 200 carries {token}")
+
+        result = json.loads(response.text, parse_constant=refuse)
+        assert np.shape(result["gradient"]) == np.shape(document["predictions"])
+        for key in ("cost", "per_sample", "gradient", "sum", "weight_sum"):
+            # float() turns a null (how orjson writes NaN) into NaN, which fails here.
+            assert np.isfinite(np.asarray(result[key], dtype=float)).all(), key
+    else:
+        assert_problem(response, 422)
