@@ -171,8 +171,9 @@ CATEGORICAL_HINGE = _categorical(
     example={"predictions": [[0.7, 0.2, 1.1], [0.1, 0.3, 0.6]], "targets": [[1, 0, 0], [0, 0, 1]]},
     domain=hinge_target_domain,
     references=("keras.losses.CategoricalHinge",),
-    notes="Predictions are raw scores (no from_logits). At a tie for the largest negative "
-    "score the first class takes the subgradient.",
+    notes="Predictions are raw scores (no from_logits). Targets are meant one-hot; values in "
+    "[0, 1] are accepted and enter the formula as they are, as in Keras. At a tie for the "
+    "largest negative score the first class takes the subgradient.",
 )
 
 MULTI_MARGIN = _categorical(
