@@ -1,10 +1,15 @@
-"""Naive, obviously-right references for the regression losses and the reduction.
+"""Naive, obviously-right references for every loss and for the reduction.
 
 Nothing here imports from ``service``: every formula is re-typed from ../shared/LOSSES.md and
 the reduction from the "Conventions for every loss" section of ../shared/API.md, as plain
-Python loops over floats with the ``math`` module. Sums use ``math.fsum`` (exactly rounded), so
-the reference is at least as accurate as the service and its finite differences are not
-polluted by summation error. Speed does not matter; the inputs in the tests are small.
+Python loops over floats with the ``math`` module. The regression losses are here, the binary
+and categorical ones in :mod:`tests.reference_classification`. Sums use ``math.fsum`` (exactly
+rounded), so the reference is at least as accurate as the service and its finite differences
+are not polluted by summation error. Speed does not matter; the inputs in the tests are small.
+
+Elements (API.md): every entry for the regression and binary losses; every position
+``(n, d1, ...)`` of predictions ``(N, C, d1, ...)`` for the categorical ones, whose targets are
+either dense (same shape) or integer labels ``(N, d1, ...)``.
 
 ``params`` are plain dicts; a missing key takes the default stated in LOSSES.md, so the service's
 defaults are checked too.
@@ -18,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from tests.reference_classification import BINARY, DENSE, LABEL_WEIGHTS, LABELS
 
 Params = Mapping[str, Any]
 ElementLoss = Callable[[float, float, Params], float]
@@ -94,7 +101,7 @@ def poisson_nll(p: float, y: float, params: Params) -> float:
     return p - y * math.log(p + params.get("eps", 1e-8))
 
 
-REFERENCE_LOSSES: dict[str, ElementLoss] = {
+REGRESSION: dict[str, ElementLoss] = {
     "mse": mse,
     "mae": mae,
     "huber": huber,
@@ -105,6 +112,8 @@ REFERENCE_LOSSES: dict[str, ElementLoss] = {
     "quantile": quantile,
     "poisson_nll": poisson_nll,
 }
+#: Every loss with a reference; the element-loss signature depends on the loss's layout.
+REFERENCE_LOSSES: dict[str, Callable[..., float]] = {**REGRESSION, **BINARY, **DENSE, **LABELS}
 
 
 @dataclass(frozen=True)
@@ -121,41 +130,95 @@ def flat(array: np.ndarray) -> list[float]:
     return [float(value) for value in np.asarray(array, dtype=np.float64).reshape(-1)]
 
 
-def element_losses(name: str, predictions: np.ndarray, targets: np.ndarray, params: Params):
-    """l_e for every entry, in C order (every entry of predictions is an element)."""
-    loss = REFERENCE_LOSSES[name]
-    return [loss(p, y, params) for p, y in zip(flat(predictions), flat(targets), strict=True)]
+def has_class_axis(name: str) -> bool:
+    """Categorical losses: predictions (N, C, d1, ...), an element per position (n, d1, ...)."""
+    return name in DENSE or name in LABELS
+
+
+def element_grid(name: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of the element grid for predictions of ``shape`` (what ``mask`` must be)."""
+    if has_class_axis(name):
+        return (shape[0], *shape[2:])
+    return tuple(shape)
+
+
+def class_vectors(array: np.ndarray) -> list[list[float]]:
+    """(N, C, d1, ...) as one list of C floats per position (n, d1, ...), in C order."""
+    samples, classes = array.shape[:2]
+    view = np.asarray(array, dtype=np.float64).reshape(samples, classes, -1)
+    return [
+        [float(view[n, c, s]) for c in range(classes)]
+        for n in range(samples)
+        for s in range(view.shape[2])
+    ]
+
+
+def element_losses(
+    name: str, predictions: np.ndarray, targets: np.ndarray, params: Params
+) -> list[float]:
+    """l_e for every element of the grid, in C order."""
+    if name in REGRESSION:
+        loss = REGRESSION[name]
+        return [loss(p, y, params) for p, y in zip(flat(predictions), flat(targets), strict=True)]
+    if name in BINARY:
+        loss, columns = BINARY[name], predictions.shape[-1]
+        pairs = enumerate(zip(flat(predictions), flat(targets), strict=True))
+        return [loss(p, y, params, index % columns) for index, (p, y) in pairs]
+    scores = class_vectors(predictions)
+    if name in DENSE:
+        return [
+            DENSE[name](x, y, params) for x, y in zip(scores, class_vectors(targets), strict=True)
+        ]
+    return [LABELS[name](x, int(t), params) for x, t in zip(scores, flat(targets), strict=True)]
+
+
+def element_weights(
+    name: str, predictions: np.ndarray, targets: np.ndarray, params: Params, mask: np.ndarray | None
+) -> list[float]:
+    """The weight of each element inside its sample: mask x (for integer labels) the label's
+    factor, i.e. 0 for ignore_index and class_weight[label] (API.md: w_e without
+    sample_weight)."""
+    size = math.prod(element_grid(name, predictions.shape))
+    weights = flat(mask) if mask is not None else [1.0] * size
+    if name in LABELS:
+        label_weight = LABEL_WEIGHTS[name]
+        weights = [
+            m * label_weight(int(t), params) for m, t in zip(weights, flat(targets), strict=True)
+        ]
+    return weights
 
 
 def reduce(
     losses: Sequence[float],
     n_samples: int,
     sample_weight: np.ndarray | None,
-    mask: np.ndarray | None,
+    weights: Sequence[float] | None,
     reduction: str,
 ) -> ReferenceResult:
-    """API.md, literally: w_e = sample_weight[i] * mask_e, then per_sample, sum, weight_sum, cost."""
+    """API.md, literally: w_e = sample_weight[i] * v_e with v_e the element's weight inside its
+    sample (``weights``: mask, class weight, ignore; None = all 1), then per_sample (weights
+    v_e), sum, weight_sum, cost."""
     per_sample_elements = len(losses) // n_samples
-    masks = flat(mask) if mask is not None else [1.0] * len(losses)
-    weights = flat(sample_weight) if sample_weight is not None else [1.0] * n_samples
+    inner = list(weights) if weights is not None else [1.0] * len(losses)
+    samples = flat(sample_weight) if sample_weight is not None else [1.0] * n_samples
     per_sample = []
     weighted_losses = []
-    element_weights = []
+    total_weights = []
     for i in range(n_samples):
         start = i * per_sample_elements
         sample_losses = losses[start : start + per_sample_elements]
-        sample_masks = masks[start : start + per_sample_elements]
-        mask_total = math.fsum(sample_masks)
-        masked_total = math.fsum(
-            m * loss for m, loss in zip(sample_masks, sample_losses, strict=True)
+        sample_weights = inner[start : start + per_sample_elements]
+        inner_total = math.fsum(sample_weights)
+        inner_sum = math.fsum(
+            v * loss for v, loss in zip(sample_weights, sample_losses, strict=True)
         )
-        per_sample.append(masked_total / mask_total if mask_total != 0 else 0.0)
-        for m, loss in zip(sample_masks, sample_losses, strict=True):
-            w = weights[i] * m
-            element_weights.append(w)
+        per_sample.append(inner_sum / inner_total if inner_total != 0 else 0.0)
+        for v, loss in zip(sample_weights, sample_losses, strict=True):
+            w = samples[i] * v
+            total_weights.append(w)
             weighted_losses.append(w * loss)
     total = math.fsum(weighted_losses)
-    weight_sum = math.fsum(element_weights)
+    weight_sum = math.fsum(total_weights)
     if reduction == "mean":
         cost = total / weight_sum if weight_sum != 0 else 0.0
     elif reduction == "sum":
@@ -175,7 +238,8 @@ def reference_result(
     reduction: str = "mean",
 ) -> ReferenceResult:
     losses = element_losses(name, predictions, targets, params)
-    return reduce(losses, predictions.shape[0], sample_weight, mask, reduction)
+    weights = element_weights(name, predictions, targets, params, mask)
+    return reduce(losses, predictions.shape[0], sample_weight, weights, reduction)
 
 
 def reference_cost(

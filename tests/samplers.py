@@ -1,18 +1,24 @@
-"""Domain-aware random inputs for every regression loss, from a numpy Generator.
+"""Domain-aware random inputs for every loss, from a numpy Generator.
 
 Each loss has a :class:`Sampler` that draws valid params, targets and predictions inside the
-loss's domain (LOSSES.md). ``smooth=True`` asks for inputs a central finite difference can
-differentiate: every element at least :data:`KINK_MARGIN` away from the loss's kinks (and, for
-mape, targets away from 0, where the slope is 100 / eps). :func:`random_case` adds a random
-shape of rank 1 to 4, and optionally sample weights and a mask.
+loss's domain (LOSSES.md) for each *kind* of input it takes: ``"logits"`` and
+``"probabilities"`` for the losses with ``from_logits``, ``"scores"`` for the hinges and
+``"values"`` for the regression losses. ``smooth=True`` asks for inputs a central finite
+difference can differentiate: every element at least :data:`KINK_MARGIN` from the loss's kinks
+(|p - y| at a regression kink, hinge margins, categorical-hinge ties, multi-margin terms at 0;
+for mape, targets away from 0) and probabilities in [0.02, 0.98], where clipping is inactive.
 
-:func:`compute_case` runs the service on a case, the one place the tests build ``Inputs``.
+:func:`random_case` draws a shape of a rank the loss takes (elementwise losses 1 to 4;
+categorical ``(N, C)``, ``(N, C, d1)``, ``(N, C, d1, d2)``; multi_margin ``(N, C)`` only) and
+optionally sample weights and a mask of the element grid's shape. :func:`compute_case` runs
+the service on a case, the one place the tests build ``Inputs``; :func:`run_loss` does so on
+literal arrays. The draws themselves (per domain) are in :mod:`tests.draws`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,12 +26,16 @@ import numpy as np
 import service.losses  # noqa: F401  (registers every loss)
 from service.contracts import Inputs
 from service.engine import LossResult, compute
-from service.registry import REGISTRY
+from service.registry import REGISTRY, canonical_name
+from tests import draws
+from tests.reference import element_grid, has_class_axis
 
 Params = dict[str, Any]
-# Finite-difference steps are <= 1e-6 * max(1, |p|) <= 1e-5 for the values drawn here, so a
-# margin of 1e-3 keeps both evaluation points on the same side of a kink.
-KINK_MARGIN = 1e-3
+Shape = tuple[int, ...]
+KINK_MARGIN = draws.KINK_MARGIN
+LOGIT_KINDS = ("probabilities", "logits")
+SCORES = ("scores",)
+CATEGORICAL_RANKS = (2, 3, 4)  # (N, C), (N, C, d1), (N, C, d1, d2)
 
 
 @dataclass(frozen=True)
@@ -46,137 +56,134 @@ class Case:
 class Sampler:
     """How to draw valid inputs for one loss.
 
-    ``kinks(params)`` lists the values of |p - y| where the loss is not differentiable (or,
-    for huber and smooth_l1, not twice differentiable); ``smooth`` draws stay away from them.
+    ``params(rng, kind, shape)``; ``targets(rng, shape, params, smooth)`` with ``shape`` the
+    predictions' shape; ``predictions(rng, shape, targets, params, smooth)``;
+    ``rough(predictions, targets, params)``: the entries of predictions to draw again for a
+    smooth case (too close to a kink). ``from_logits`` is set by :func:`random_case` from the
+    kind; the other params are the sampler's.
     """
 
-    params: Callable[[np.random.Generator], Params]
-    targets: Callable[[np.random.Generator, tuple[int, ...], Params, bool], np.ndarray]
-    predictions: Callable[[np.random.Generator, np.ndarray, Params], np.ndarray]
-    kinks: Callable[[Params], list[float]] = field(default=lambda params: [])
-
-
-def _maybe_default(rng: np.random.Generator, key: str, value: Any) -> Params:
-    """``{key: value}``, or ``{}`` three times in ten so the service's defaults are exercised."""
-    return {} if rng.random() < 0.3 else {key: value}
-
-
-def _normal_targets(rng, shape, params, smooth):
-    return rng.normal(0.0, 3.0, shape)
-
-
-def _near_targets(rng, targets, params):
-    """Predictions at a distance of every order from 0.01 to ~10 (and ~1000 once in a while)."""
-    scale = rng.choice([0.1, 1.0, 3.0, 1000.0], p=[0.3, 0.3, 0.3, 0.1])
-    return targets + rng.normal(0.0, scale, targets.shape)
-
-
-def _huber_params(rng):
-    return _maybe_default(rng, "delta", float(rng.uniform(0.1, 3.0)))
-
-
-def _huber_predictions(rng, targets, params):
-    # Distances spread around delta, so both branches are common.
-    delta = params.get("delta", 1.0)
-    return targets + rng.normal(0.0, 1.5 * delta, targets.shape)
-
-
-def _smooth_l1_params(rng):
-    beta = 0.0 if rng.random() < 0.2 else float(rng.uniform(0.1, 3.0))
-    return _maybe_default(rng, "beta", beta)
-
-
-def _smooth_l1_predictions(rng, targets, params):
-    beta = params.get("beta", 1.0)
-    return targets + rng.normal(0.0, 1.5 * max(beta, 0.5), targets.shape)
-
-
-def _smooth_l1_kinks(params):
-    beta = params.get("beta", 1.0)
-    return [0.0] if beta == 0.0 else [beta]
-
-
-def _msle_targets(rng, shape, params, smooth):
-    # The domain is (-1, inf); (-0.9, 5) keeps 1 + y >= 0.1 so the slopes stay moderate.
-    return rng.uniform(-0.9, 5.0, shape)
-
-
-def _msle_predictions(rng, targets, params):
-    return rng.uniform(-0.9, 5.0, targets.shape)
-
-
-def _mape_params(rng):
-    eps = 1e-7 if rng.random() < 0.5 else float(10.0 ** rng.uniform(-9, -2))
-    return _maybe_default(rng, "eps", eps)
-
-
-def _mape_targets(rng, shape, params, smooth):
-    magnitude = rng.uniform(0.5, 5.0, shape)
-    targets = magnitude * rng.choice([-1.0, 1.0], shape)
-    if not smooth:
-        # Zeros and values below eps exercise the max(|y|, eps) floor.
-        special = rng.random(shape)
-        targets[special < 0.1] = 0.0
-        tiny = (special >= 0.1) & (special < 0.15)
-        targets[tiny] = rng.uniform(-1e-9, 1e-9, int(tiny.sum()))
-    return targets
-
-
-def _mape_predictions(rng, targets, params):
-    return targets + rng.normal(0.0, 1.0, targets.shape)
-
-
-def _quantile_params(rng):
-    return _maybe_default(rng, "quantile", float(rng.uniform(0.01, 0.99)))
-
-
-def _poisson_params(rng):
-    params: Params = {}
-    if rng.random() < 0.7:
-        params["log_input"] = bool(rng.random() < 0.5)
-    if rng.random() < 0.5:
-        params["eps"] = float(10.0 ** rng.uniform(-10, -3))
-    return params
-
-
-def _poisson_targets(rng, shape, params, smooth):
-    # Counts.
-    return rng.integers(0, 9, shape).astype(np.float64)
-
-
-def _poisson_predictions(rng, targets, params):
-    if params.get("log_input", True):
-        return rng.uniform(-3.0, 2.5, targets.shape)  # log-rates
-    return rng.uniform(0.05, 8.0, targets.shape)  # rates
-
-
-def _at_zero(params):
-    return [0.0]
+    params: Callable[[np.random.Generator, str, Shape], Params]
+    targets: Callable[[np.random.Generator, Shape, Params, bool], np.ndarray]
+    predictions: Callable[[np.random.Generator, Shape, np.ndarray, Params, bool], np.ndarray]
+    rough: Callable[[np.ndarray, np.ndarray, Params], np.ndarray] = draws.smooth_everywhere
+    kinds: tuple[str, ...] = ("values",)
+    ranks: tuple[int, ...] = (1, 2, 3, 4)
 
 
 SAMPLERS: dict[str, Sampler] = {
-    "mse": Sampler(lambda rng: {}, _normal_targets, _near_targets),
-    "mae": Sampler(lambda rng: {}, _normal_targets, _near_targets, _at_zero),
+    "mse": Sampler(draws.no_params, draws.normal_targets, draws.near_targets),
+    "mae": Sampler(draws.no_params, draws.normal_targets, draws.near_targets, draws.AT_ZERO),
     "huber": Sampler(
-        _huber_params, _normal_targets, _huber_predictions, lambda p: [p.get("delta", 1.0)]
+        draws.huber_params,
+        draws.normal_targets,
+        draws.huber_predictions,
+        draws.distance_kinks(lambda p: [p.get("delta", 1.0)]),
     ),
     "smooth_l1": Sampler(
-        _smooth_l1_params, _normal_targets, _smooth_l1_predictions, _smooth_l1_kinks
+        draws.smooth_l1_params,
+        draws.normal_targets,
+        draws.smooth_l1_predictions,
+        draws.distance_kinks(draws.smooth_l1_kinks),
     ),
-    "log_cosh": Sampler(lambda rng: {}, _normal_targets, _near_targets),
-    "msle": Sampler(lambda rng: {}, _msle_targets, _msle_predictions),
-    "mape": Sampler(_mape_params, _mape_targets, _mape_predictions, _at_zero),
-    "quantile": Sampler(_quantile_params, _normal_targets, _near_targets, _at_zero),
-    "poisson_nll": Sampler(_poisson_params, _poisson_targets, _poisson_predictions),
+    "log_cosh": Sampler(draws.no_params, draws.normal_targets, draws.near_targets),
+    "msle": Sampler(draws.no_params, draws.msle_values, draws.msle_values),
+    "mape": Sampler(draws.mape_params, draws.mape_targets, draws.mape_predictions, draws.AT_ZERO),
+    "quantile": Sampler(
+        draws.quantile_params, draws.normal_targets, draws.near_targets, draws.AT_ZERO
+    ),
+    "poisson_nll": Sampler(draws.poisson_params, draws.poisson_targets, draws.poisson_predictions),
+    "binary_cross_entropy": Sampler(
+        draws.bce_params,
+        draws.soft_or_hard_labels,
+        draws.probabilities_or_logits,
+        kinds=LOGIT_KINDS,
+    ),
+    "binary_focal": Sampler(
+        draws.focal_params,
+        draws.soft_or_hard_labels,
+        draws.probabilities_or_logits,
+        kinds=LOGIT_KINDS,
+    ),
+    "hinge": Sampler(
+        draws.hinge_params, draws.sign_labels, draws.score_predictions, draws.hinge_rough, SCORES
+    ),
+    "squared_hinge": Sampler(
+        draws.hinge_params, draws.sign_labels, draws.score_predictions, draws.hinge_rough, SCORES
+    ),
+    "categorical_cross_entropy": Sampler(
+        draws.cross_entropy_params,
+        draws.class_targets,
+        draws.probabilities_or_logits,
+        kinds=LOGIT_KINDS,
+        ranks=CATEGORICAL_RANKS,
+    ),
+    "sparse_categorical_cross_entropy": Sampler(
+        draws.sparse_params,
+        draws.sparse_targets,
+        draws.probabilities_or_logits,
+        kinds=LOGIT_KINDS,
+        ranks=CATEGORICAL_RANKS,
+    ),
+    "categorical_focal": Sampler(
+        draws.focal_params,
+        draws.class_targets,
+        draws.probabilities_or_logits,
+        kinds=LOGIT_KINDS,
+        ranks=CATEGORICAL_RANKS,
+    ),
+    "categorical_hinge": Sampler(
+        draws.no_params,
+        draws.hinge_targets,
+        draws.score_predictions,
+        draws.categorical_hinge_rough,
+        SCORES,
+        CATEGORICAL_RANKS,
+    ),
+    "multi_margin": Sampler(
+        draws.multi_margin_params,
+        draws.label_targets,
+        draws.score_predictions,
+        draws.multi_margin_rough,
+        SCORES,
+        (2,),
+    ),
+    "kl_divergence": Sampler(
+        draws.kl_params,
+        draws.distribution_targets,
+        draws.probabilities_or_logits,
+        kinds=LOGIT_KINDS,
+        ranks=CATEGORICAL_RANKS,
+    ),
 }
 
 
-def random_shape(rng: np.random.Generator, rank: int, max_elements: int = 96) -> tuple[int, ...]:
-    """(N, d1, ...) with N >= 1 and every axis >= 1, at most ``max_elements`` entries."""
+def kinds_of(name: str) -> tuple[str, ...]:
+    """The input kinds of a loss (a loss without a sampler: one, so test grids still build)."""
+    return SAMPLERS[name].kinds if name in SAMPLERS else ("values",)
+
+
+def ranks_of(name: str) -> tuple[int, ...]:
+    """The ranks of predictions a loss takes (a loss without a sampler: 1 to 4)."""
+    return SAMPLERS[name].ranks if name in SAMPLERS else (1, 2, 3, 4)
+
+
+def rank_near(name: str, rank: int) -> int:
+    """The rank the loss takes that is closest to ``rank`` (the larger one on a tie)."""
+    return min(ranks_of(name), key=lambda r: (abs(r - rank), -r))
+
+
+def random_shape(
+    rng: np.random.Generator, rank: int, max_elements: int = 96, classes: bool = False
+) -> Shape:
+    """(N, d1, ...) with N >= 1 and every axis >= 1 (axis 1, the classes, from 2 to 5 when
+    ``classes``), at most ``max_elements`` entries."""
     while True:
-        shape = (int(rng.integers(1, 7)), *(int(rng.integers(1, 5)) for _ in range(rank - 1)))
+        shape = [int(rng.integers(1, 7)), *(int(rng.integers(1, 5)) for _ in range(rank - 1))]
+        if classes:
+            shape[1] = int(rng.integers(2, 6))
         if int(np.prod(shape)) <= max_elements:
-            return shape
+            return tuple(shape)
 
 
 def random_sample_weight(rng: np.random.Generator, n_samples: int) -> np.ndarray:
@@ -189,7 +196,7 @@ def random_sample_weight(rng: np.random.Generator, n_samples: int) -> np.ndarray
     return weights
 
 
-def random_mask(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+def random_mask(rng: np.random.Generator, shape: Shape) -> np.ndarray:
     """Values in [0, 1]: some exactly 0, some exactly 1, the rest in between."""
     kind = rng.random(shape)
     mask = rng.uniform(0.0, 1.0, shape)
@@ -199,18 +206,15 @@ def random_mask(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def away_from_kinks(
-    rng: np.random.Generator, sampler: Sampler, targets: np.ndarray, params: Params
+    rng: np.random.Generator, sampler: Sampler, shape: Shape, targets: np.ndarray, params: Params
 ) -> np.ndarray:
-    """Predictions whose |p - y| is at least KINK_MARGIN from every kink of the loss."""
-    predictions = sampler.predictions(rng, targets, params)
+    """Smooth predictions: the entries ``sampler.rough`` flags are drawn again."""
+    predictions = sampler.predictions(rng, shape, targets, params, True)
     for _ in range(100):
-        distance = np.abs(predictions - targets)
-        near = np.zeros(predictions.shape, dtype=bool)
-        for kink in sampler.kinks(params):
-            near |= np.abs(distance - kink) < KINK_MARGIN
+        near = sampler.rough(predictions, targets, params)
         if not near.any():
             return predictions
-        predictions[near] = sampler.predictions(rng, targets, params)[near]
+        predictions[near] = sampler.predictions(rng, shape, targets, params, True)[near]
     raise RuntimeError("could not draw predictions away from the kinks")
 
 
@@ -218,24 +222,33 @@ def random_case(
     name: str,
     rng: np.random.Generator,
     *,
-    rank: int,
+    rank: int | None = None,
+    kind: str | None = None,
     weighted: bool = False,
     masked: bool = False,
     smooth: bool = False,
     max_elements: int = 96,
 ) -> Case:
-    """A valid random input for loss ``name``: C-contiguous float64 arrays."""
+    """A valid random input for loss ``name``: C-contiguous float64 arrays. ``rank`` and
+    ``kind`` default to a random one the loss takes."""
     sampler = SAMPLERS[name]
-    params = sampler.params(rng)
-    shape = random_shape(rng, rank, max_elements)
+    rank = int(rng.choice(sampler.ranks)) if rank is None else rank
+    kind = str(rng.choice(sampler.kinds)) if kind is None else kind
+    assert rank in sampler.ranks and kind in sampler.kinds, (name, rank, kind)
+    shape = random_shape(rng, rank, max_elements, classes=has_class_axis(name))
+    params = sampler.params(rng, kind, shape)
+    if kind == "logits":
+        params["from_logits"] = True
+    elif kind == "probabilities" and rng.random() < 0.5:
+        params["from_logits"] = False  # else the default, false
     targets = np.ascontiguousarray(sampler.targets(rng, shape, params, smooth), dtype=np.float64)
     if smooth:
-        predictions = away_from_kinks(rng, sampler, targets, params)
+        predictions = away_from_kinks(rng, sampler, shape, targets, params)
     else:
-        predictions = sampler.predictions(rng, targets, params)
+        predictions = sampler.predictions(rng, shape, targets, params, False)
     predictions = np.ascontiguousarray(predictions, dtype=np.float64)
     sample_weight = random_sample_weight(rng, shape[0]) if weighted else None
-    mask = random_mask(rng, shape) if masked else None
+    mask = random_mask(rng, element_grid(name, shape)) if masked else None
     return Case(name, predictions, targets, params, sample_weight, mask)
 
 
@@ -249,3 +262,32 @@ def compute_case(case: Case, reduction: str = "mean", with_gradient: bool = True
         mask=case.mask,
     )
     return compute(spec, inputs, spec.params(**case.params), reduction, with_gradient)
+
+
+def run_loss(
+    name: str,
+    predictions,
+    targets,
+    params: Params | None = None,
+    reduction: str = "sum",
+    sample_weight=None,
+    mask=None,
+) -> LossResult:
+    """The service's result on literal arrays (nested lists or numpy), ``name`` a loss or an
+    alias; ``reduction`` "sum" by default, so a hand-computed gradient is each element's slope
+    times its weight."""
+
+    def as_array(values):
+        return None if values is None else np.ascontiguousarray(values, dtype=np.float64)
+
+    canonical = canonical_name(name)
+    assert canonical is not None, f"unknown loss {name!r}"
+    case = Case(
+        canonical,
+        as_array(predictions),
+        as_array(targets),
+        dict(params or {}),
+        as_array(sample_weight),
+        as_array(mask),
+    )
+    return compute_case(case, reduction)

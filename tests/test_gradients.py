@@ -2,9 +2,12 @@
 
 The finite differences differentiate :func:`tests.reference.reference_cost`, which shares no code
 with the service, so a wrong derivative, a wrong chain-rule scale (1 / weight_sum under mean,
-w_e under sum) or a mask or weight applied in the wrong place all show. Inputs come from the
-samplers with ``smooth=True``: every element is at least 1e-3 from the loss's kinks, far more
-than the step.
+w_e under sum) or a mask, class weight or ignored label applied in the wrong place all show.
+Every loss, every rank it takes, and both input kinds where it has ``from_logits``: with logits
+the derivative is taken with respect to the logits (through the softmax or sigmoid), with
+probabilities with respect to the probabilities. Inputs come from the samplers with
+``smooth=True``: every element is at least 1e-3 from the loss's kinks, far more than the step,
+and probabilities lie in [0.02, 0.98], inside the clipping range.
 
 Step h = 1e-6 * max(1, |p|). The central difference's error is O(h^2 l''') plus the rounding of
 the cost, ~1e-16 |cost| / h; entries are compared with 1e-6 relative to themselves plus 1e-6
@@ -24,8 +27,9 @@ import pytest
 
 import service.losses  # noqa: F401  (registers every loss)
 from service.registry import REGISTRY
+from tests import reference
 from tests.reference import reference_cost
-from tests.samplers import Case, compute_case, random_case
+from tests.samplers import Case, compute_case, kinds_of, random_case, ranks_of
 
 LOSS_NAMES = sorted(REGISTRY)
 REDUCTIONS = ("mean", "sum")
@@ -61,26 +65,44 @@ def finite_difference_gradient(case: Case, reduction: str) -> np.ndarray:
 
 
 def element_weights(case: Case) -> np.ndarray:
-    """w_e = sample_weight[i] * mask_e over the predictions' shape."""
-    weights = np.ones(case.predictions.shape)
-    if case.mask is not None:
-        weights = weights * case.mask
+    """w_e = sample_weight[i] * v_e (mask, class weight, ignore) of the element each entry of
+    predictions belongs to, over the predictions' shape (categorical: the same for every
+    class of a position)."""
+    grid = reference.element_grid(case.name, case.predictions.shape)
+    weights = np.array(
+        reference.element_weights(case.name, case.predictions, case.targets, case.params, case.mask)
+    ).reshape(grid)
     if case.sample_weight is not None:
         weights = weights * case.sample_weight.reshape((-1,) + (1,) * (weights.ndim - 1))
-    return weights
+    if reference.has_class_axis(case.name):
+        weights = np.expand_dims(weights, 1)
+    return np.broadcast_to(weights, case.predictions.shape)
 
 
 WEIGHTINGS = ((False, False), (True, False), (False, True), (True, True))  # (weighted, masked)
-GRID = list(itertools.product(LOSS_NAMES, REDUCTIONS, WEIGHTINGS, (1, 2, 3, 4)))
+GRID = [
+    (name, kind, reduction, weighting, rank)
+    for name in LOSS_NAMES
+    for kind in kinds_of(name)
+    for reduction, weighting in itertools.product(REDUCTIONS, WEIGHTINGS)
+    for rank in ranks_of(name)
+]
 
 
-@pytest.mark.parametrize(("name", "reduction", "weighting", "rank"), GRID)
-def test_gradient_matches_central_differences(name, reduction, weighting, rank):
+@pytest.mark.parametrize(("name", "kind", "reduction", "weighting", "rank"), GRID)
+def test_gradient_matches_central_differences(name, kind, reduction, weighting, rank):
     weighted, masked = weighting
-    seed = zlib.crc32(f"gradient-{name}-{reduction}-{weighting}-{rank}".encode())
+    seed = zlib.crc32(f"gradient-{name}-{kind}-{reduction}-{weighting}-{rank}".encode())
     rng = np.random.default_rng(seed)
     case = random_case(
-        name, rng, rank=rank, weighted=weighted, masked=masked, smooth=True, max_elements=30
+        name,
+        rng,
+        rank=rank,
+        kind=kind,
+        weighted=weighted,
+        masked=masked,
+        smooth=True,
+        max_elements=30,
     )
     result = compute_case(case, reduction)
     expected = finite_difference_gradient(case, reduction)
@@ -95,7 +117,8 @@ def test_gradient_matches_central_differences(name, reduction, weighting, rank):
         f"{expected[worst]!r} (p={case.predictions[worst]!r}, y={case.targets[worst]!r}, "
         f"params={case.params})"
     )
-    # Elements that weigh nothing have exactly no derivative.
+    # Elements that weigh nothing (sample weight, mask, class weight 0, ignored label) have
+    # exactly no derivative.
     unweighted = element_weights(case) == 0.0
     assert np.all(result.gradient[unweighted] == 0.0)
 
@@ -138,3 +161,58 @@ def test_huber_and_smooth_l1_slopes_are_continuous_at_their_threshold(reduction)
     scale = 0.25 if reduction == "mean" else 1.0
     np.testing.assert_array_equal(huber.gradient, scale * np.array([2.0, -2.0, 0.5, -0.5]))
     np.testing.assert_array_equal(smooth.gradient, scale * np.array([1.0, -1.0, 0.25, -0.25]))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_hinge_derivatives_are_zero_at_the_margin(reduction):
+    """API.md: at a kink (hinge at the margin) the derivative is 0. Each kinked element sits
+    beside an active one, whose slope is checked to be the full one (by hand from LOSSES.md),
+    so a zero cannot come from a zero scale. Sample weights (2, 1): under "mean" the scale is
+    w / 3 (hinge, one element each: weight_sum 3)."""
+    scale = np.array([2.0, 1.0]) / (3.0 if reduction == "mean" else 1.0)
+    # hinge, m = 1: t p = 1 exactly at [0, 0] (y = 1, p = 1) and [1, 0] (y = 0, p = -1).
+    hinge = compute_case(
+        Case(
+            "hinge", np.array([[1.0], [-1.0]]), np.array([[1.0], [0.0]]), {}, np.array([2.0, 1.0])
+        ),
+        reduction,
+    )
+    assert hinge.gradient.tolist() == [[0.0], [0.0]]
+    active = compute_case(
+        Case(
+            "hinge", np.array([[0.5], [-0.5]]), np.array([[1.0], [0.0]]), {}, np.array([2.0, 1.0])
+        ),
+        reduction,
+    )
+    np.testing.assert_allclose(active.gradient[:, 0], [-scale[0], scale[1]], rtol=1e-15)
+    # categorical_hinge: row 0 at h = 0 (pos 1.5, neg 0.5); row 1 active (pos 0.2, neg 0.9,
+    # h = 1.7) with a tie between classes 1 and 2: the first takes the subgradient (catalogue
+    # note), slopes [-1, 1, 0].
+    categorical = compute_case(
+        Case(
+            "categorical_hinge",
+            np.array([[1.5, 0.5, 0.2], [0.2, 0.9, 0.9]]),
+            np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]),
+            {},
+            np.array([2.0, 1.0]),
+        ),
+        reduction,
+    )
+    assert categorical.gradient[0].tolist() == [0.0, 0.0, 0.0]
+    np.testing.assert_allclose(categorical.gradient[1], [-scale[1], scale[1], 0.0], rtol=1e-15)
+    # multi_margin, m = 1, t = 1: row 0 has h_0 = 1 - 1.5 + 0.5 = 0 (the kink) and
+    # h_2 = -0.3; row 1 has h_0 = 0.5 active and h_2 = 0 at the kink: slopes +-1/3 on 0 and 1.
+    margin = compute_case(
+        Case(
+            "multi_margin",
+            np.array([[0.5, 1.5, 0.2], [0.5, 1.0, 0.0]]),
+            np.array([1.0, 1.0]),
+            {},
+            np.array([2.0, 1.0]),
+        ),
+        reduction,
+    )
+    assert margin.gradient[0].tolist() == [0.0, 0.0, 0.0]
+    np.testing.assert_allclose(
+        margin.gradient[1], [scale[1] / 3.0, -scale[1] / 3.0, 0.0], rtol=1e-15, atol=0.0
+    )

@@ -2,11 +2,16 @@
 
 - coverage: every registered loss has a sampler and a naive reference;
 - ``spec.properties``: "nonnegative" (every element loss >= 0) and "zero_at_target" (cost and
-  gradient 0 at p == y);
+  gradient 0 at p == y), only where declared (the classification losses declare
+  "nonnegative", except kl_divergence, which declares nothing);
 - the weighting conventions of API.md: a zero sample weight removes the sample, an integer
   weight k repeats it k times, the order of samples does not matter, shards merge exactly,
   sum = mean x weight_sum, all-zero weights give 0 (never NaN), and the "mean" and "sum"
   gradients differ by the factor weight_sum; scaling every weight leaves the mean unchanged.
+
+Each test runs on every loss, at a rank the loss takes (categorical losses (N, C, d1, ...),
+multi_margin (N, C)), with both input kinds where the loss has ``from_logits``; the samplers
+add class weights and ignored labels for sparse_categorical_cross_entropy.
 
 Quantities that are the same arithmetic on the same numbers are compared exactly; where the
 service may legitimately add in another order (a removed or moved sample), to 1e-12.
@@ -22,8 +27,9 @@ import pytest
 
 import service.losses  # noqa: F401  (registers every loss)
 from service.registry import REGISTRY
-from tests.reference import REFERENCE_LOSSES, element_losses
-from tests.samplers import SAMPLERS, Case, compute_case, random_case
+from tests.reference import REFERENCE_LOSSES, element_losses, element_weights, has_class_axis
+from tests.reference_classification import LABELS
+from tests.samplers import SAMPLERS, Case, compute_case, kinds_of, random_case, rank_near
 
 LOSS_NAMES = sorted(REGISTRY)
 REDUCTIONS = ("mean", "sum")
@@ -53,14 +59,26 @@ def with_arrays(case: Case, **changes) -> Case:
     return dataclasses.replace(case, **arrays)
 
 
+def kind_for(name: str, *parts: object) -> str:
+    """One of the loss's input kinds, by a hash of ``parts`` (both kinds over a test's cases)."""
+    kinds = kinds_of(name)
+    return kinds[zlib.crc32("-".join(map(str, parts)).encode()) % len(kinds)]
+
+
 def batch_case(
     name: str, *parts: object, n_samples: int = 5, masked: bool = True, rank: int = 3
 ) -> Case:
-    """A weighted (and masked) case of rank ``rank`` with exactly ``n_samples`` samples."""
+    """A weighted (and masked) case with exactly ``n_samples`` samples, of the rank the loss
+    takes nearest to ``rank``, repeating a random case with at least two samples of non-zero
+    weight inside (mask, class weight, ignored labels)."""
     rng = rng_for(name, *parts)
+    kind = kind_for(name, *parts)
     while True:
-        case = random_case(name, rng, rank=rank, weighted=True, masked=masked)
-        if case.n_samples >= 2:
+        case = random_case(
+            name, rng, rank=rank_near(name, rank), kind=kind, weighted=True, masked=masked
+        )
+        inner = element_weights(name, case.predictions, case.targets, case.params, case.mask)
+        if np.count_nonzero(np.reshape(inner, (case.n_samples, -1)).sum(axis=1) > 0) >= 2:
             break
     index = np.arange(n_samples) % case.n_samples
     return with_arrays(
@@ -98,20 +116,51 @@ NONNEGATIVE = [name for name in LOSS_NAMES if "nonnegative" in REGISTRY[name].pr
 ZERO_AT_TARGET = [name for name in LOSS_NAMES if "zero_at_target" in REGISTRY[name].properties]
 
 
+def one_element_per_sample(case: Case, rng: np.random.Generator) -> Case:
+    """The same elements, each its own sample, so per_sample is the element loss itself.
+
+    Elementwise: shape (n,) (a per-entry pos_weight is repeated to match, entry i keeping
+    its weight pos_weight[i % last]). Categorical: the class axis moved last, (n, C), and
+    targets (n, C) or labels (n,). No weights, no mask: an ignored label still has its loss.
+    A third of the elementwise predictions (and of dense categorical positions) are set equal
+    to their targets, where a sign error would show first.
+    """
+    params = dict(case.params)
+    if not has_class_axis(case.name):
+        targets = case.targets.reshape(-1)
+        predictions = case.predictions.reshape(-1).copy()
+        exact = rng.random(predictions.size) < 1 / 3
+        predictions[exact] = targets[exact]
+        if isinstance(params.get("pos_weight"), list):
+            last = case.predictions.shape[-1]
+            params["pos_weight"] = [params["pos_weight"][i % last] for i in range(targets.size)]
+    else:
+        classes = case.predictions.shape[1]
+        predictions = np.moveaxis(case.predictions, 1, -1).reshape(-1, classes).copy()
+        if case.name in LABELS:
+            targets = case.targets.reshape(-1)
+        else:
+            targets = np.moveaxis(case.targets, 1, -1).reshape(-1, classes)
+            exact = rng.random(len(predictions)) < 1 / 3
+            predictions[exact] = targets[exact]
+    return dataclasses.replace(
+        case,
+        predictions=np.ascontiguousarray(predictions),
+        targets=np.ascontiguousarray(targets),
+        params=params,
+        sample_weight=None,
+        mask=None,
+    )
+
+
 @pytest.mark.parametrize("name", NONNEGATIVE)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_nonnegative_element_losses(name, seed):
-    """Each entry as its own sample (shape (n,)), so per_sample is the element loss itself;
-    a third of the predictions equal their targets, where a sign error would show first."""
     rng = rng_for("nonnegative", name, seed)
-    case = random_case(name, rng, rank=4)
-    targets = case.targets.reshape(-1)
-    predictions = case.predictions.reshape(-1).copy()
-    exact = rng.random(predictions.size) < 1 / 3
-    predictions[exact] = targets[exact]
-    case = with_arrays(case, predictions=predictions, targets=targets)
+    case = random_case(name, rng, rank=rank_near(name, 4), kind=kind_for(name, seed))
+    case = one_element_per_sample(case, rng)
     result = compute_case(case)
-    assert result.per_sample.shape == (predictions.size,)
+    assert result.per_sample.shape == (case.n_samples,)
     negative = np.flatnonzero(result.per_sample < 0.0)
     assert negative.size == 0, f"negative element losses at {negative.tolist()}"
     assert result.cost >= 0.0
@@ -122,7 +171,9 @@ def test_nonnegative_element_losses(name, seed):
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_zero_cost_and_gradient_at_target(name, seed, reduction):
     rng = rng_for("zero_at_target", name, seed, reduction)
-    case = random_case(name, rng, rank=1 + seed, weighted=True, masked=seed % 2 == 0)
+    case = random_case(
+        name, rng, rank=rank_near(name, 1 + seed), weighted=True, masked=seed % 2 == 0
+    )
     case = with_arrays(case, predictions=case.targets.copy())
     result = compute_case(case, reduction)
     assert result.cost == 0.0
@@ -136,19 +187,33 @@ def test_the_declared_properties_hold_in_the_reference():
     a loss that is negative somewhere, or non-zero at p == y, must not declare otherwise."""
     rng = rng_for("declared")
     for name in LOSS_NAMES:
-        case = random_case(name, rng, rank=2, max_elements=96)
-        properties = REGISTRY[name].properties
-        losses = element_losses(name, case.predictions, case.targets, case.params)
-        at_target = element_losses(name, case.targets, case.targets, case.params)
-        if "nonnegative" in properties:
-            assert min(losses) >= 0.0, name
-        if "zero_at_target" in properties:
-            assert max(abs(value) for value in at_target) == 0.0, name
+        for kind in kinds_of(name):
+            case = random_case(name, rng, rank=rank_near(name, 2), kind=kind, max_elements=96)
+            properties = REGISTRY[name].properties
+            losses = element_losses(name, case.predictions, case.targets, case.params)
+            if "nonnegative" in properties:
+                assert min(losses) >= 0.0, name
+            if "zero_at_target" in properties:
+                at_target = element_losses(name, case.targets, case.targets, case.params)
+                assert max(abs(value) for value in at_target) == 0.0, name
     # poisson_nll declares neither, and indeed: exp(p) - y p at p = y = 1 is e - 1 != 0, and
     # at p = log 2, y = 4 it is 2 - 4 log 2 < 0.
     assert not REGISTRY["poisson_nll"].properties
     assert REFERENCE_LOSSES["poisson_nll"](1.0, 1.0, {}) > 0.0
     assert REFERENCE_LOSSES["poisson_nll"](np.log(2.0), 4.0, {}) < 0.0
+    # kl_divergence declares neither: with probabilities that do not sum to 1 it is negative
+    # (y = (1/2, 1/2), q = (0.9, 0.9): log(0.5 / 0.9) < 0, LOSSES.md / catalogue note), and at
+    # p == y it is 0 only where the clipping leaves y unchanged (y = (1, 0) is clipped).
+    assert not REGISTRY["kl_divergence"].properties
+    assert REFERENCE_LOSSES["kl_divergence"]([0.9, 0.9], [0.5, 0.5], {}) < 0.0
+    assert REFERENCE_LOSSES["kl_divergence"]([1.0, 0.0], [1.0, 0.0], {}) > 0.0
+    # Nor may the cross-entropies declare zero_at_target: at p == y == 1 the clipping leaves
+    # -log(1 - eps) > 0 (and hinge at p == y == 0 is max(0, 1 - (-1) 0) = 1).
+    assert REFERENCE_LOSSES["binary_cross_entropy"](1.0, 1.0, {}) > 0.0
+    assert REFERENCE_LOSSES["categorical_cross_entropy"]([1.0, 0.0], [1.0, 0.0], {}) > 0.0
+    assert REFERENCE_LOSSES["hinge"](0.0, 0.0, {}) == 1.0
+    for name in ("binary_cross_entropy", "categorical_cross_entropy", "hinge"):
+        assert "zero_at_target" not in REGISTRY[name].properties
 
 
 # --- sample weights ------------------------------------------------------------------------
@@ -240,11 +305,14 @@ def test_sample_order_does_not_matter(name, reduction):
 def test_shards_merge_into_the_batch_mean(name, seed):
     """mean = sum(shard sums) / sum(shard weight_sums), as API.md promises for shards."""
     rng = rng_for("shards", name, seed)
-    case = batch_case(name, "shards", seed, n_samples=7)
-    weights = case.sample_weight.copy()
-    weights[rng.random(7) < 0.3] = 0.0
-    case = with_arrays(case, sample_weight=weights)
-    whole = compute_case(case, "mean")
+    batch = batch_case(name, "shards", seed, n_samples=7)
+    for _ in range(100):  # some weights 0, but not every element's (masks and labels too)
+        weights = batch.sample_weight.copy()
+        weights[rng.random(7) < 0.3] = 0.0
+        case = with_arrays(batch, sample_weight=weights)
+        whole = compute_case(case, "mean")
+        if whole.weight_sum > 0.0:
+            break
     cuts = np.sort(rng.choice(np.arange(1, 7), size=int(rng.integers(1, 4)), replace=False))
     shards = [
         compute_case(
@@ -273,7 +341,14 @@ def test_shards_merge_into_the_batch_mean(name, seed):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_sum_is_mean_times_weight_sum(name, seed):
     rng = rng_for("sum-mean", name, seed)
-    case = random_case(name, rng, rank=1 + seed, weighted=True, masked=True)
+    case = random_case(
+        name,
+        rng,
+        rank=rank_near(name, 1 + seed),
+        kind=kind_for(name, seed),
+        weighted=True,
+        masked=True,
+    )
     mean = compute_case(case, "mean")
     total = compute_case(case, "sum")
     assert total.cost == total.sum
@@ -308,7 +383,7 @@ def test_all_zero_weights_give_zero_not_nan(name, reduction):
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_all_zero_mask_gives_zero_not_nan(name, reduction):
     case = batch_case(name, "zero-mask", reduction)
-    result = compute_case(with_arrays(case, mask=np.zeros(case.predictions.shape)), reduction)
+    result = compute_case(with_arrays(case, mask=np.zeros(case.mask.shape)), reduction)
     assert result.cost == 0.0
     assert result.sum == 0.0
     assert result.weight_sum == 0.0
@@ -338,7 +413,7 @@ def test_tiny_equal_weights_give_the_unweighted_mean(name):
     sum_e w_e l_e / sum_e w_e for any non-negative weights not all 0; nothing here overflows
     (the gradient's factor w_e / W is 1 / (number of elements)). Five samples of one element:
     W = 5e-310, whose reciprocal is beyond float64's range, so w_e / W must not be formed as
-    w_e * (1 / W)."""
+    w_e * (1 / W). (Categorical losses: (N, C), one element per sample.)"""
     case = batch_case(name, "tiny", masked=False, rank=1)
     unweighted = compute_case(with_arrays(case, sample_weight=None), "mean")
     tiny = compute_case(with_arrays(case, sample_weight=np.full(case.n_samples, 1e-310)), "mean")

@@ -1,13 +1,17 @@
 """The service agrees with the naive reference (tests/reference.py) to 1e-10 on random inputs.
 
-Every loss, ranks 1 to 4, with and without sample weights and a mask, both reductions:
-``cost``, ``per_sample``, ``sum``, ``weight_sum`` and ``count``. A fixed grid covers every
-combination deterministically; a Hypothesis test explores further seeds, shapes and params.
+Every loss, every input kind it takes (probabilities and logits where it has ``from_logits``),
+every rank it takes (elementwise 1 to 4; categorical (N, C) to (N, C, d1, d2)), with and
+without sample weights and a mask, both reductions: ``cost``, ``per_sample``, ``sum``,
+``weight_sum`` and ``count``. The weights include class_weight and ignore_index where the loss
+has them (the samplers draw both). A fixed grid covers every combination deterministically; a
+Hypothesis test explores further seeds, shapes and params.
 
 Tolerance: 1e-10 relative to the magnitude of the quantity, i.e. the same reduction applied to
-|l_e| (a sum of losses of both signs, as poisson_nll has, can cancel far below its terms; the
-service cannot be asked to be more accurate than its terms), with an absolute floor of 1e-12
-(log_cosh near d = 0 is a difference of O(1) numbers, good to ~1e-16 absolute, see LOSSES.md).
+|l_e| (a sum of losses of both signs, as poisson_nll and kl_divergence have, can cancel far
+below its terms; the service cannot be asked to be more accurate than its terms), with an
+absolute floor of 1e-12 (log_cosh near d = 0 is a difference of O(1) numbers, good to ~1e-16
+absolute, see LOSSES.md).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from hypothesis import strategies as st
 import service.losses  # noqa: F401  (registers every loss)
 from service.registry import REGISTRY
 from tests import reference
-from tests.samplers import Case, compute_case, random_case
+from tests.samplers import Case, compute_case, kinds_of, random_case, ranks_of
 
 RELATIVE = 1e-10
 ABSOLUTE = 1e-12
@@ -38,9 +42,12 @@ def close(got: float, expected: float, magnitude: float) -> bool:
 def check_against_reference(case: Case, reduction: str) -> None:
     result = compute_case(case, reduction, with_gradient=False)
     losses = reference.element_losses(case.name, case.predictions, case.targets, case.params)
-    expected = reference.reduce(losses, case.n_samples, case.sample_weight, case.mask, reduction)
+    weights = reference.element_weights(
+        case.name, case.predictions, case.targets, case.params, case.mask
+    )
+    expected = reference.reduce(losses, case.n_samples, case.sample_weight, weights, reduction)
     magnitude = reference.reduce(
-        [abs(loss) for loss in losses], case.n_samples, case.sample_weight, case.mask, reduction
+        [abs(loss) for loss in losses], case.n_samples, case.sample_weight, weights, reduction
     )
 
     assert result.count == expected.count == case.n_samples
@@ -60,42 +67,48 @@ def check_against_reference(case: Case, reduction: str) -> None:
         assert np.isfinite(value)
 
 
-GRID = list(itertools.product(LOSS_NAMES, (1, 2, 3, 4), (False, True), (False, True), REDUCTIONS))
+GRID = [
+    (name, kind, rank, weighted, masked, reduction)
+    for name in LOSS_NAMES
+    for kind in kinds_of(name)
+    for rank in ranks_of(name)
+    for weighted, masked, reduction in itertools.product((False, True), (False, True), REDUCTIONS)
+]
 
 
-@pytest.mark.parametrize(("name", "rank", "weighted", "masked", "reduction"), GRID)
-def test_grid_matches_reference(name, rank, weighted, masked, reduction):
-    seed = zlib.crc32(f"{name}-{rank}-{weighted}-{masked}-{reduction}".encode())
+@pytest.mark.parametrize(("name", "kind", "rank", "weighted", "masked", "reduction"), GRID)
+def test_grid_matches_reference(name, kind, rank, weighted, masked, reduction):
+    seed = zlib.crc32(f"{name}-{kind}-{rank}-{weighted}-{masked}-{reduction}".encode())
     rng = np.random.default_rng(seed)
-    case = random_case(name, rng, rank=rank, weighted=weighted, masked=masked)
+    case = random_case(name, rng, rank=rank, kind=kind, weighted=weighted, masked=masked)
     check_against_reference(case, reduction)
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)
 @given(
     seed=st.integers(0, 2**32 - 1),
-    rank=st.integers(1, 4),
     weighted=st.booleans(),
     masked=st.booleans(),
     reduction=st.sampled_from(REDUCTIONS),
 )
-def test_random_inputs_match_reference(name, seed, rank, weighted, masked, reduction):
-    case = random_case(
-        name, np.random.default_rng(seed), rank=rank, weighted=weighted, masked=masked
-    )
+def test_random_inputs_match_reference(name, seed, weighted, masked, reduction):
+    """Rank and input kind are drawn from the seed, among those the loss takes."""
+    case = random_case(name, np.random.default_rng(seed), weighted=weighted, masked=masked)
     check_against_reference(case, reduction)
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)
 def test_one_sample_of_one_element(name):
-    """The smallest batch, N = 1 and shape (1,): per_sample is the element loss itself."""
+    """The smallest batch: N = 1 and one element ((1,) elementwise, (1, C) categorical), so
+    per_sample is the element loss itself."""
     rng = np.random.default_rng(zlib.crc32(name.encode()))
-    case = random_case(name, rng, rank=1)
+    case = random_case(name, rng, rank=min(ranks_of(name)))
     case = Case(name, case.predictions[:1].copy(), case.targets[:1].copy(), case.params)
     for reduction in REDUCTIONS:
         check_against_reference(case, reduction)
     result = compute_case(case)
     [element] = reference.element_losses(name, case.predictions, case.targets, case.params)
-    assert close(result.cost, element, abs(element))
-    assert close(float(result.per_sample[0]), element, abs(element))
-    assert result.weight_sum == 1.0
+    [weight] = reference.element_weights(name, case.predictions, case.targets, case.params, None)
+    assert close(float(result.per_sample[0]), element if weight else 0.0, abs(element))
+    assert result.weight_sum == weight
+    assert close(result.cost, element if weight else 0.0, abs(element))
