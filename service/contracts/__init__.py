@@ -1,0 +1,33 @@
+"""Stage 2, the shape contract: which arrays a loss takes, and what its elements are.
+
+A contract turns validated float64 arrays (:class:`Inputs`) into a :class:`Batch`: the arrays
+handed to the kernel and the *element grid* (N samples x K elements each) that the reduction
+works on. Each family of losses declares one contract; messages name both shapes and say
+what was expected.
+"""
+
+from service.contracts.base import (
+    Batch,
+    Contract,
+    Inputs,
+    element_mask,
+    require_batch,
+    require_same_shape,
+    shape_text,
+)
+from service.contracts.classes import ClassAxis, ClassLabels, require_class_axis
+from service.contracts.elementwise import Elementwise
+
+__all__ = [
+    "Batch",
+    "ClassAxis",
+    "ClassLabels",
+    "Contract",
+    "Elementwise",
+    "Inputs",
+    "element_mask",
+    "require_batch",
+    "require_class_axis",
+    "require_same_shape",
+    "shape_text",
+]
