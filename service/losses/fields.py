@@ -32,6 +32,15 @@ LabelSmoothing = Annotated[
         ge=0, lt=1, description="Smoothing s in [0, 1): binary y(1-s)+s/2, categorical y(1-s)+s/C."
     ),
 ]
+DenominatorEps = Annotated[
+    float,
+    Strict(),
+    Field(
+        ge=1e-15,
+        lt=0.5,
+        description="Small constant that keeps denominators away from 0; in [1e-15, 0.5).",
+    ),
+]
 Gamma = Annotated[float, Strict(), Field(ge=0, description="Focusing exponent gamma >= 0.")]
 Alpha = Annotated[
     Annotated[float, Strict(), Field(ge=0, le=1)] | None,
