@@ -94,11 +94,14 @@ def parse(
     spec: LossSpec, document: dict[str, Any], max_elements: int, *, check_booleans: bool = True
 ) -> ParsedRequest:
     model = request_model(spec)
+    if document.get("params") is None:
+        # Validate the defaults too: a loss may require a parameter (ctc's target_lengths).
+        document = {**document, "params": {}}
     try:
         request = model.model_validate(document)
     except ValidationError as error:
         raise structure_error(error, model) from None
-    params = request.params if request.params is not None else spec.params()  # type: ignore[attr-defined]
+    params = request.params  # type: ignore[attr-defined]
     arrays: dict[str, np.ndarray | None] = {}
     seen = 0
     for field in ("predictions", "targets", "sample_weight", "mask"):
