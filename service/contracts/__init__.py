@@ -6,6 +6,7 @@ works on. Each family of losses declares one contract; messages name both shapes
 what was expected.
 """
 
+from service.contracts.alignments import Alignments
 from service.contracts.base import (
     Batch,
     Contract,
@@ -15,16 +16,21 @@ from service.contracts.base import (
     require_same_shape,
     shape_text,
 )
+from service.contracts.boxes import Boxes
 from service.contracts.classes import ClassAxis, ClassLabels, require_class_axis
 from service.contracts.elementwise import Elementwise
+from service.contracts.overlap import Overlap
 
 __all__ = [
+    "Alignments",
     "Batch",
+    "Boxes",
     "ClassAxis",
     "ClassLabels",
     "Contract",
     "Elementwise",
     "Inputs",
+    "Overlap",
     "element_mask",
     "require_batch",
     "require_class_axis",

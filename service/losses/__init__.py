@@ -1,3 +1,11 @@
 """Loss declarations. Importing this package registers every built-in loss."""
 
-from service.losses import binary, categorical, regression  # noqa: F401  (registers on import)
+from service.losses import (  # noqa: F401  (registers on import)
+    binary,
+    boxes,
+    categorical,
+    ctc,
+    overlap,
+    regression,
+    sequence,
+)

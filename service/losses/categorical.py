@@ -185,7 +185,7 @@ MULTI_MARGIN = _categorical(
         "from dl/dx_t",
     ),
     params=MultiMarginParams,
-    contract=ClassLabels(spatial=False),
+    contract=ClassLabels("samples"),
     kernel=kernels.multi_margin,
     kernel_args=lambda params: (params.margin, params.p),
     example={"predictions": [[0.1, 0.2, 0.4, 0.8]], "targets": [3]},
