@@ -3,13 +3,15 @@
 Nothing here imports from ``service``: every formula is re-typed from ../shared/LOSSES.md and
 the reduction from the "Conventions for every loss" section of ../shared/API.md, as plain
 Python loops over floats with the ``math`` module. The regression losses are here, the binary
-and categorical ones in :mod:`tests.reference_classification`. Sums use ``math.fsum`` (exactly
+and categorical ones in :mod:`tests.reference_classification`, the overlap, box and sequence
+losses in :mod:`tests.reference_structured` (CTC in :mod:`tests.reference_ctc`). Sums use ``math.fsum`` (exactly
 rounded), so the reference is at least as accurate as the service and its finite differences
 are not polluted by summation error. Speed does not matter; the inputs in the tests are small.
 
 Elements (API.md): every entry for the regression and binary losses; every position
 ``(n, d1, ...)`` of predictions ``(N, C, d1, ...)`` for the categorical ones, whose targets are
-either dense (same shape) or integer labels ``(N, d1, ...)``.
+either dense (same shape) or integer labels ``(N, d1, ...)``; for the structured losses the
+grid their record declares ((sample, class) pairs, boxes, tokens, sequences).
 
 ``params`` are plain dicts; a missing key takes the default stated in LOSSES.md, so the service's
 defaults are checked too.
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from tests.reference_classification import BINARY, DENSE, LABEL_WEIGHTS, LABELS
+from tests.reference_structured import STRUCTURED
 
 Params = Mapping[str, Any]
 ElementLoss = Callable[[float, float, Params], float]
@@ -113,7 +116,13 @@ REGRESSION: dict[str, ElementLoss] = {
     "poisson_nll": poisson_nll,
 }
 #: Every loss with a reference; the element-loss signature depends on the loss's layout.
-REFERENCE_LOSSES: dict[str, Callable[..., float]] = {**REGRESSION, **BINARY, **DENSE, **LABELS}
+REFERENCE_LOSSES: dict[str, Callable[..., Any]] = {
+    **REGRESSION,
+    **BINARY,
+    **DENSE,
+    **LABELS,
+    **{name: record.losses for name, record in STRUCTURED.items()},
+}
 
 
 @dataclass(frozen=True)
@@ -135,8 +144,13 @@ def has_class_axis(name: str) -> bool:
     return name in DENSE or name in LABELS
 
 
-def element_grid(name: str, shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The shape of the element grid for predictions of ``shape`` (what ``mask`` must be)."""
+def element_grid(
+    name: str, shape: tuple[int, ...], params: Params | None = None
+) -> tuple[int, ...]:
+    """The shape of the element grid for predictions of ``shape`` (what ``mask`` must be); the
+    overlap losses' grid depends on ``params["mode"]``."""
+    if name in STRUCTURED:
+        return STRUCTURED[name].grid(tuple(shape), params or {})
     if has_class_axis(name):
         return (shape[0], *shape[2:])
     return tuple(shape)
@@ -157,6 +171,8 @@ def element_losses(
     name: str, predictions: np.ndarray, targets: np.ndarray, params: Params
 ) -> list[float]:
     """l_e for every element of the grid, in C order."""
+    if name in STRUCTURED:
+        return STRUCTURED[name].losses(predictions, targets, params)
     if name in REGRESSION:
         loss = REGRESSION[name]
         return [loss(p, y, params) for p, y in zip(flat(predictions), flat(targets), strict=True)]
@@ -177,15 +193,45 @@ def element_weights(
 ) -> list[float]:
     """The weight of each element inside its sample: mask x (for integer labels) the label's
     factor, i.e. 0 for ignore_index and class_weight[label] (API.md: w_e without
-    sample_weight)."""
-    size = math.prod(element_grid(name, predictions.shape))
+    sample_weight); for the structured losses mask x the factor their record declares."""
+    size = math.prod(element_grid(name, predictions.shape, params))
     weights = flat(mask) if mask is not None else [1.0] * size
+    if name in STRUCTURED:
+        factors = STRUCTURED[name].weights(predictions, targets, params)
+        if factors is not None:
+            weights = [m * f for m, f in zip(weights, factors, strict=True)]
+        return weights
     if name in LABELS:
         label_weight = LABEL_WEIGHTS[name]
         weights = [
             m * label_weight(int(t), params) for m, t in zip(weights, flat(targets), strict=True)
         ]
     return weights
+
+
+def entry_weights(
+    name: str,
+    predictions: np.ndarray,
+    targets: np.ndarray,
+    params: Params,
+    mask: np.ndarray | None,
+    sample_weight: np.ndarray | None,
+) -> np.ndarray:
+    """Over the predictions' shape: the total weight w_e = sample_weight[i] x v_e of the elements
+    each entry enters. Where it is 0 the entry's derivative is exactly 0 (a categorical
+    position's weight covers its whole class vector; structured losses say which entries enter
+    which element, e.g. CTC frames beyond input_lengths enter none)."""
+    grid = element_grid(name, predictions.shape, params)
+    weights = np.array(element_weights(name, predictions, targets, params, mask)).reshape(grid)
+    if sample_weight is not None:
+        weights = weights * np.asarray(sample_weight).reshape((-1,) + (1,) * (len(grid) - 1))
+    if name in STRUCTURED:
+        owners = STRUCTURED[name].owners(predictions, targets, params)
+        flat_owners = owners.reshape(predictions.size, -1)
+        return (flat_owners @ weights.reshape(-1)).reshape(predictions.shape)
+    if has_class_axis(name):
+        weights = np.expand_dims(weights, 1)
+    return np.broadcast_to(weights, predictions.shape)
 
 
 def reduce(

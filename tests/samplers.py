@@ -2,23 +2,28 @@
 
 Each loss has a :class:`Sampler` that draws valid params, targets and predictions inside the
 loss's domain (LOSSES.md) for each *kind* of input it takes: ``"logits"`` and
-``"probabilities"`` for the losses with ``from_logits``, ``"scores"`` for the hinges and
-``"values"`` for the regression losses. ``smooth=True`` asks for inputs a central finite
+``"probabilities"`` for the losses with ``from_logits``, ``"scores"`` for the hinges,
+``"values"`` for the regression losses, ``"<mode>/<input>"`` for the overlap losses and
+``"<variant>/<format>"`` for box_iou. ``smooth=True`` asks for inputs a central finite
 difference can differentiate: every element at least :data:`KINK_MARGIN` from the loss's kinks
 (|p - y| at a regression kink, hinge margins, categorical-hinge ties, multi-margin terms at 0;
 for mape, targets away from 0) and probabilities in [0.02, 0.98], where clipping is inactive.
 
 :func:`random_case` draws a shape of a rank the loss takes (elementwise losses 1 to 4;
-categorical ``(N, C)``, ``(N, C, d1)``, ``(N, C, d1, d2)``; multi_margin ``(N, C)`` only) and
-optionally sample weights and a mask of the element grid's shape. :func:`compute_case` runs
+categorical ``(N, C)``, ``(N, C, d1)``, ``(N, C, d1, d2)``; multi_margin ``(N, C)`` only; the
+overlap, box and sequence losses draw their own shapes, see :mod:`tests.draws_structured`) and
+optionally sample weights and a mask of the element grid's shape. :func:`select_samples` takes
+some samples of a case (with the per-sample params of CTC); :func:`element_losses_by_mask`
+reads every element loss of a structured loss off the service. :func:`compute_case` runs
 the service on a case, the one place the tests build ``Inputs``; :func:`run_loss` does so on
-literal arrays. The draws themselves (per domain) are in :mod:`tests.draws`.
+literal arrays. The draws themselves (per domain) are in :mod:`tests.draws` and
+:mod:`tests.draws_structured`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -28,6 +33,7 @@ from service.contracts import Inputs
 from service.engine import LossResult, compute
 from service.registry import REGISTRY, canonical_name
 from tests import draws
+from tests import draws_structured as structured
 from tests.reference import element_grid, has_class_axis
 
 Params = dict[str, Any]
@@ -60,7 +66,9 @@ class Sampler:
     predictions' shape; ``predictions(rng, shape, targets, params, smooth)``;
     ``rough(predictions, targets, params)``: the entries of predictions to draw again for a
     smooth case (too close to a kink). ``from_logits`` is set by :func:`random_case` from the
-    kind; the other params are the sampler's.
+    kind (its last "/" part); the other params are the sampler's. ``shape(rng, kind, rank,
+    max_elements)``, where given, draws the predictions' shape (default :func:`random_shape`);
+    ``targets_by_kind``: the targets draw takes the kind too.
     """
 
     params: Callable[[np.random.Generator, str, Shape], Params]
@@ -69,6 +77,8 @@ class Sampler:
     rough: Callable[[np.ndarray, np.ndarray, Params], np.ndarray] = draws.smooth_everywhere
     kinds: tuple[str, ...] = ("values",)
     ranks: tuple[int, ...] = (1, 2, 3, 4)
+    shape: Callable[[np.random.Generator, str, int, int], Shape] | None = None
+    targets_by_kind: bool = False  # targets(rng, shape, params, smooth, kind)
 
 
 SAMPLERS: dict[str, Sampler] = {
@@ -156,6 +166,44 @@ SAMPLERS: dict[str, Sampler] = {
         ranks=CATEGORICAL_RANKS,
     ),
 }
+STRUCTURED_RANKS = {"overlap": (2, 3, 4), "box": (2, 3), "sequence": (3,)}
+for _name in ("dice", "jaccard", "tversky"):
+    SAMPLERS[_name] = Sampler(
+        structured.overlap_params(_name),
+        structured.overlap_targets,
+        structured.overlap_predictions,
+        kinds=structured.OVERLAP_KINDS,
+        ranks=STRUCTURED_RANKS["overlap"],
+        shape=structured.overlap_shape,
+        targets_by_kind=True,
+    )
+SAMPLERS["box_iou"] = Sampler(
+    structured.box_params,
+    structured.box_targets,
+    structured.box_predictions,
+    structured.box_rough,
+    structured.BOX_KINDS,
+    STRUCTURED_RANKS["box"],
+    structured.box_shape,
+)
+SAMPLERS["sequence_cross_entropy"] = Sampler(
+    structured.sequence_params,
+    structured.sequence_targets,
+    draws.probabilities_or_logits,
+    kinds=LOGIT_KINDS,
+    ranks=STRUCTURED_RANKS["sequence"],
+    shape=structured.sequence_shape,
+)
+SAMPLERS["ctc"] = Sampler(
+    structured.ctc_params,
+    structured.ctc_targets,
+    structured.ctc_predictions,
+    kinds=LOGIT_KINDS,
+    ranks=STRUCTURED_RANKS["sequence"],
+    shape=structured.ctc_shape,
+)
+#: Params that hold one entry per sample: selecting samples selects them too.
+PER_SAMPLE_PARAMS = ("target_lengths", "input_lengths")
 
 
 def kinds_of(name: str) -> tuple[str, ...]:
@@ -235,21 +283,73 @@ def random_case(
     rank = int(rng.choice(sampler.ranks)) if rank is None else rank
     kind = str(rng.choice(sampler.kinds)) if kind is None else kind
     assert rank in sampler.ranks and kind in sampler.kinds, (name, rank, kind)
-    shape = random_shape(rng, rank, max_elements, classes=has_class_axis(name))
+    if sampler.shape is not None:
+        shape = sampler.shape(rng, kind, rank, max_elements)
+    else:
+        shape = random_shape(rng, rank, max_elements, classes=has_class_axis(name))
     params = sampler.params(rng, kind, shape)
-    if kind == "logits":
+    inputs = kind.rsplit("/", 1)[-1]
+    if inputs == "logits":
         params["from_logits"] = True
-    elif kind == "probabilities" and rng.random() < 0.5:
+    elif inputs == "probabilities" and rng.random() < 0.5:
         params["from_logits"] = False  # else the default, false
-    targets = np.ascontiguousarray(sampler.targets(rng, shape, params, smooth), dtype=np.float64)
+    extra = (kind,) if sampler.targets_by_kind else ()
+    targets = sampler.targets(rng, shape, params, smooth, *extra)
+    targets = np.ascontiguousarray(targets, dtype=np.float64)
     if smooth:
         predictions = away_from_kinks(rng, sampler, shape, targets, params)
     else:
         predictions = sampler.predictions(rng, shape, targets, params, False)
     predictions = np.ascontiguousarray(predictions, dtype=np.float64)
     sample_weight = random_sample_weight(rng, shape[0]) if weighted else None
-    mask = random_mask(rng, element_grid(name, shape)) if masked else None
+    mask = random_mask(rng, element_grid(name, shape, params)) if masked else None
     return Case(name, predictions, targets, params, sample_weight, mask)
+
+
+def select_samples(case: Case, index, sample_weight=None, *, keep_weight: bool = True) -> Case:
+    """The samples ``index`` (an integer array: a subset, a permutation or repeats) of a case:
+    predictions, targets, mask, the per-sample params (CTC lengths) and, when ``keep_weight``,
+    the sample weights, unless ``sample_weight`` replaces them."""
+    index = np.asarray(index)
+    params = dict(case.params)
+    for key in PER_SAMPLE_PARAMS:
+        if params.get(key) is not None:
+            params[key] = [params[key][i] for i in index]
+    if sample_weight is None and keep_weight and case.sample_weight is not None:
+        sample_weight = case.sample_weight[index]
+
+    def take(array):
+        return None if array is None else np.ascontiguousarray(array[index], dtype=np.float64)
+
+    return Case(
+        case.name,
+        take(case.predictions),
+        take(case.targets),
+        params,
+        None if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64),
+        take(case.mask),
+    )
+
+
+def element_losses_by_mask(case: Case) -> np.ndarray:
+    """The service's loss of every element of a structured loss (grid (N, K) flattened): for
+    each k, per_sample under a mask that keeps element k of every sample alone. Params that
+    only weigh (class_weight, include_background) are dropped, so no element weighs 0 but an
+    ignored token."""
+    params = {
+        key: value
+        for key, value in case.params.items()
+        if key not in ("class_weight", "include_background")
+    }
+    grid = element_grid(case.name, case.predictions.shape, params)
+    per_sample = int(np.prod(grid[1:]))
+    losses = np.zeros((case.n_samples, per_sample))
+    for k in range(per_sample):
+        mask = np.zeros((case.n_samples, per_sample))
+        mask[:, k] = 1.0
+        alone = replace(case, params=params, sample_weight=None, mask=mask.reshape(grid))
+        losses[:, k] = compute_case(alone, with_gradient=False).per_sample
+    return losses.reshape(-1)
 
 
 def compute_case(case: Case, reduction: str = "mean", with_gradient: bool = True) -> LossResult:

@@ -90,39 +90,100 @@ def samples_of(example: dict[str, Any]) -> int:
     return len(example["predictions"])
 
 
-#: API.md "Elements" and LOSSES.md, per family: the element grid as a function of the
-#: predictions' shape. Regression, binary and multi-label: every entry. Categorical: every
-#: position (n, d1, ...), the class axis 1 being reduced (multi_margin's (N, C): one per sample).
+def _overlap_grid(shape: tuple[int, ...], params: dict[str, Any]) -> tuple[int, ...]:
+    # One element per (sample, class); binary mode has one class whatever the layout.
+    return (shape[0], 1) if params.get("mode", "binary") == "binary" else shape[:2]
+
+
+#: API.md "Elements" and LOSSES.md: the element grid (the shape of ``mask``) as a function of
+#: the predictions' shape and the params. Regression, binary and multi-label: every entry.
+#: Categorical: every position (n, d1, ...), class axis 1 reduced (multi_margin's (N, C): one
+#: per sample). Overlap: (N, C). Boxes: every box, shape[:-1]. API.md names the sequence
+#: family's elements per loss: every token (N, T) for sequence_cross_entropy, every sequence
+#: (N,) for ctc; those two keys take precedence over their family.
 ELEMENT_GRIDS = {
-    "regression": lambda shape: shape,
-    "binary": lambda shape: shape,
-    "categorical": lambda shape: shape[:1] + shape[2:],
+    "regression": lambda shape, params: shape,
+    "binary": lambda shape, params: shape,
+    "categorical": lambda shape, params: shape[:1] + shape[2:],
+    "overlap": _overlap_grid,
+    "boxes": lambda shape, params: shape[:-1],
+    "sequence_cross_entropy": lambda shape, params: shape[:2],
+    "ctc": lambda shape, params: shape[:1],
 }
 
 
-def element_grid(spec: LossSpec, predictions: Any) -> tuple[int, ...]:
+def element_grid(
+    spec: LossSpec, predictions: Any, params: dict[str, Any] | None = None
+) -> tuple[int, ...]:
     """The shape of ``spec``'s element grid (and of its ``mask``) for these predictions."""
-    assert spec.family in ELEMENT_GRIDS, (
+    key = spec.name if spec.name in ELEMENT_GRIDS else spec.family
+    assert key in ELEMENT_GRIDS, (
         f"family {spec.family!r}: add its element grid (API.md, Elements) to ELEMENT_GRIDS"
     )
-    return ELEMENT_GRIDS[spec.family](np.shape(predictions))
+    return ELEMENT_GRIDS[key](np.shape(predictions), params or {})
 
 
-def probabilities_of(spec: LossSpec, logits: Any) -> np.ndarray:
-    """What ``from_logits`` applies (LOSSES.md): binary sigmoid, categorical softmax on axis 1."""
+def element_weights(spec: LossSpec, body: dict[str, Any]) -> np.ndarray:
+    """Each element's weight inside its sample, before sample_weight (API.md): the mask value
+    (default 1), times 0 where an integer target equals ``ignore_index`` (default -100)."""
+    params = body.get("params") or {}
+    grid = element_grid(spec, body["predictions"], params)
+    mask = body.get("mask")
+    weights = np.ones(grid) if mask is None else np.asarray(mask, dtype=float)
+    if "ignore_index" in spec.params.model_fields:
+        weights = weights * (np.asarray(body["targets"]) != params.get("ignore_index", -100))
+    return weights.reshape(grid[0], -1)
+
+
+def probabilities_of(
+    spec: LossSpec, logits: Any, params: dict[str, Any] | None = None
+) -> np.ndarray:
+    """What ``from_logits`` applies (LOSSES.md): the sigmoid for binary losses and the binary
+    and multilabel overlap modes; the softmax over axis 1 for categorical losses and multiclass
+    overlap; over the last axis for sequences."""
     x = np.asarray(logits, dtype=float)
-    if spec.family == "binary":
+    mode = (params or {}).get("mode", "binary")
+    if spec.family == "binary" or (spec.family == "overlap" and mode != "multiclass"):
         return 1.0 / (1.0 + np.exp(-x))
-    assert spec.family == "categorical", f"{spec.name}: no documented link for {spec.family!r}"
-    exp = np.exp(x - x.max(axis=1, keepdims=True))
-    return exp / exp.sum(axis=1, keepdims=True)
+    assert spec.family in ("categorical", "overlap", "sequence"), (
+        f"{spec.name}: no documented link for {spec.family!r}"
+    )
+    axis = -1 if spec.family == "sequence" else 1
+    exp = np.exp(x - x.max(axis=axis, keepdims=True))
+    return exp / exp.sum(axis=axis, keepdims=True)
+
+
+def required_params(spec: LossSpec) -> list[str]:
+    """Params without a default (LOSSES.md: ctc's target_lengths)."""
+    return list(spec.params.model_json_schema().get("required", []))
 
 
 def default_params(client: TestClient, spec: LossSpec) -> dict[str, Any]:
-    """Every params key with the default the catalogue publishes (checked against LOSSES.md
-    in test_catalogue)."""
+    """Every optional params key with the default the catalogue publishes (checked against
+    LOSSES.md in test_catalogue); required keys have none."""
     entry = client.get(f"/v1/losses/{spec.name}").json()
-    return {key: prop["default"] for key, prop in entry["params"]["properties"].items()}
+    required = set(entry["params"].get("required", []))
+    properties = entry["params"]["properties"].items()
+    return {key: prop["default"] for key, prop in properties if key not in required}
+
+
+#: Params whose lists run over the samples (API.md: CTC's lengths): sliced with the samples.
+PER_SAMPLE_PARAMS = ("target_lengths", "input_lengths")
+
+
+def shard(body: dict[str, Any], start: int, stop: int) -> dict[str, Any]:
+    """Samples ``start:stop`` of a request: every per-sample array and per-sample param."""
+    part = dict(body)
+    for field in ("predictions", "targets", "sample_weight", "mask"):
+        if body.get(field) is not None:
+            part[field] = body[field][start:stop]
+    params = body.get("params") or {}
+    if any(params.get(key) is not None for key in PER_SAMPLE_PARAMS):
+        part["params"] = {
+            key: value[start:stop] if key in PER_SAMPLE_PARAMS and value is not None else value
+            for key, value in params.items()
+        }
+    return part
 
 
 # --- every registered loss -------------------------------------------------------------------
@@ -143,14 +204,13 @@ def test_every_loss_answers_its_example_with_the_full_response(
     assert len(result["per_sample"]) == n_samples
     assert np.shape(result["gradient"]) == np.shape(example["predictions"])
     assert isinstance(result["extras"], dict)
-    # Without weights or mask every element weighs 1: W = number of elements (the size of the
-    # family's element grid, not of predictions), cost = sum / W and
-    # sum = (elements per sample) * sum(per_sample).
-    elements = math.prod(element_grid(spec, example["predictions"]))
-    assert result["weight_sum"] == elements
+    # Without sample weights every element weighs its mask value (1 without a mask; 0 where
+    # ignored): W = the sum of those over the family's element grid (not over predictions),
+    # cost = sum / W and sum = sum_i V_i * per_sample[i] with V_i the weights of sample i.
+    weights = element_weights(spec, example)
+    assert result["weight_sum"] == pytest.approx(weights.sum(), rel=1e-12)
     assert result["cost"] == pytest.approx(result["sum"] / result["weight_sum"], rel=1e-12)
-    per_sample_elements = elements // n_samples
-    assert result["sum"] == pytest.approx(per_sample_elements * sum(result["per_sample"]))
+    assert result["sum"] == pytest.approx(weights.sum(axis=1) @ result["per_sample"], rel=1e-12)
 
 
 @pytest.mark.parametrize("spec", SPECS)
@@ -161,25 +221,14 @@ def test_merging_shards_reproduces_the_whole_batch(client: TestClient, spec: Los
     weights = [float(i + 1) for i in range(n_samples)]
     whole = post_loss(client, spec.name, {**example, "sample_weight": weights})
 
-    shards = [
-        post_loss(
-            client,
-            spec.name,
-            {
-                **example,
-                "predictions": example["predictions"][i : i + 1],
-                "targets": example["targets"][i : i + 1],
-                "sample_weight": weights[i : i + 1],
-            },
-        )
-        for i in range(n_samples)
-    ]
-    total_sum = sum(shard["sum"] for shard in shards)
-    total_weight = sum(shard["weight_sum"] for shard in shards)
+    body = {**example, "sample_weight": weights}
+    shards = [post_loss(client, spec.name, shard(body, i, i + 1)) for i in range(n_samples)]
+    total_sum = sum(part["sum"] for part in shards)
+    total_weight = sum(part["weight_sum"] for part in shards)
     assert whole["sum"] == pytest.approx(total_sum, rel=1e-12)
     assert whole["weight_sum"] == pytest.approx(total_weight, rel=1e-12)
     assert whole["cost"] == pytest.approx(total_sum / total_weight, rel=1e-12)
-    assert whole["count"] == sum(shard["count"] for shard in shards)
+    assert whole["count"] == sum(part["count"] for part in shards)
     assert whole["per_sample"] == pytest.approx([s["per_sample"][0] for s in shards], rel=1e-12)
 
 
@@ -196,7 +245,7 @@ def test_gradient_is_the_derivative_of_the_returned_cost(
     example = dict(spec.example)
     predictions = np.asarray(example["predictions"], dtype=float) + 0.0123
     n_samples = predictions.shape[0]
-    grid = element_grid(spec, predictions)
+    grid = element_grid(spec, predictions, example.get("params"))
     body = {
         **example,
         "predictions": predictions.tolist(),
@@ -245,11 +294,21 @@ def test_documented_aliases_resolve(client: TestClient, alias: str, canonical: s
 
 
 def defaults_body(spec: LossSpec) -> dict[str, Any]:
-    """The example without its params, made valid under the default params: an example that
-    sends logits (from_logits true) sends their probabilities instead."""
+    """The example with only its required params (if any), made valid under the defaults of
+    the others: an example that sends logits (from_logits true) sends their probabilities
+    instead, and an integer class map sent for multiclass overlap becomes the one-hot it
+    stands for (the default binary mode takes any layout with targets of the same shape)."""
+    params = spec.example.get("params") or {}
     body = {key: value for key, value in spec.example.items() if key != "params"}
-    if (spec.example.get("params") or {}).get("from_logits"):
-        body["predictions"] = probabilities_of(spec, body["predictions"]).tolist()
+    required = {key: params[key] for key in required_params(spec)}
+    if required:
+        body["params"] = required
+    if params.get("from_logits"):
+        body["predictions"] = probabilities_of(spec, body["predictions"], params).tolist()
+    shape, targets = np.shape(body["predictions"]), np.asarray(body["targets"])
+    if spec.family == "overlap" and targets.shape != shape:
+        one_hot = targets[..., None] == np.arange(shape[1])
+        body["targets"] = np.moveaxis(one_hot, -1, 1).astype(int).tolist()
     return body
 
 
@@ -258,11 +317,13 @@ def test_params_omitted_empty_or_null_all_mean_the_defaults(
     client: TestClient, spec: LossSpec
 ) -> None:
     body = defaults_body(spec)
+    required = body.get("params") or {}
     omitted = post_loss(client, spec.name, body)
-    assert post_loss(client, spec.name, {**body, "params": {}}) == omitted
-    assert post_loss(client, spec.name, {**body, "params": None}) == omitted
-    # Every key spelled out with its published default (null included) changes nothing.
-    explicit = default_params(client, spec)
+    if not required:
+        assert post_loss(client, spec.name, {**body, "params": {}}) == omitted
+        assert post_loss(client, spec.name, {**body, "params": None}) == omitted
+    # Every other key spelled out with its published default (null included) changes nothing.
+    explicit = {**default_params(client, spec), **required}
     assert post_loss(client, spec.name, {**body, "params": explicit}) == omitted
 
 

@@ -739,7 +739,14 @@ PARAM_KEYS = sorted({key for spec in REGISTRY.values() for key in spec.params.mo
 EDGE_NUMBERS = st.sampled_from(
     [0, 1, 2, -1, 0.5, 1e-7, 1e-17, 0.49999, 0.999999, -100, 255, 1e308, -1e308, 5e-324, 1.5]
 )
-PARAM_VALUES = JSON_LEAVES | EDGE_NUMBERS | st.lists(EDGE_NUMBERS | JSON_LEAVES, max_size=4)
+#: The string choices of LOSSES.md's params (overlap mode, box variant and format), and one
+#: that is none of them.
+OVERLAP_MODES = ["binary", "multilabel", "multiclass"]
+BOX_CHOICES = ["iou", "giou", "diou", "ciou", "xyxy", "xywh", "cxcywh"]
+PARAM_CHOICES = st.sampled_from([*OVERLAP_MODES, *BOX_CHOICES, "Binary", "xyxy."])
+PARAM_VALUES = (
+    JSON_LEAVES | EDGE_NUMBERS | PARAM_CHOICES | st.lists(EDGE_NUMBERS | JSON_LEAVES, max_size=4)
+)
 PARAMS = st.dictionaries(st.sampled_from([*PARAM_KEYS, "unknown"]), PARAM_VALUES)
 FIELD_VALUES = {
     "predictions": NUMBER_ARRAYS | JSON_VALUES,

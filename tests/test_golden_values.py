@@ -288,7 +288,9 @@ def test_overflowing_rate_names_the_sample():
 
 def test_every_loss_has_a_golden_value():
     """A loss added to the registry gets its own hand-computed test: the regression losses in
-    this file, the binary and categorical ones in test_classification_numeric.py."""
+    this file, the binary and categorical ones in test_classification_numeric.py, the overlap
+    ones in test_structured_numeric.py, box_iou in test_box_numeric.py, and the sequence ones
+    in test_sequence_numeric.py."""
     regression = {
         "mse",
         "mae",
@@ -312,7 +314,8 @@ def test_every_loss_has_a_golden_value():
         "multi_margin",
         "kl_divergence",
     }
-    assert set(REGISTRY) == regression | classification
+    structured = {"dice", "jaccard", "tversky", "box_iou", "sequence_cross_entropy", "ctc"}
+    assert set(REGISTRY) == regression | classification | structured
 
 
 def test_overflowing_sum_is_a_non_finite_result():

@@ -1,13 +1,17 @@
 """The returned gradient is d cost / d predictions: central differences of the reference cost.
 
-The finite differences differentiate :func:`tests.reference.reference_cost`, which shares no code
-with the service, so a wrong derivative, a wrong chain-rule scale (1 / weight_sum under mean,
+The finite differences differentiate the reference cost (:mod:`tests.reference`), which shares no
+code with the service, so a wrong derivative, a wrong chain-rule scale (1 / weight_sum under mean,
 w_e under sum) or a mask, class weight or ignored label applied in the wrong place all show.
-Every loss, every rank it takes, and both input kinds where it has ``from_logits``: with logits
-the derivative is taken with respect to the logits (through the softmax or sigmoid), with
-probabilities with respect to the probabilities. Inputs come from the samplers with
-``smooth=True``: every element is at least 1e-3 from the loss's kinks, far more than the step,
-and probabilities lie in [0.02, 0.98], inside the clipping range.
+Every loss, every rank it takes, and every input kind: both kinds where it has ``from_logits``
+(with logits the derivative is taken with respect to the logits, through the softmax or
+sigmoid; with probabilities with respect to the probabilities), every mode of the overlap
+losses, every variant and box format of box_iou (the derivative in the format sent; ciou's
+alpha is differentiated, not held constant). Inputs come from the samplers with
+``smooth=True``: every element is at least 1e-3 from the loss's kinks (boxes: no tie between a
+predicted and a target coordinate, no intersection edge near 0), far more than the step, and
+probabilities lie in [0.02, 0.98], inside the clipping range. CTC's frames beyond
+input_lengths and every entry of a zero-weight element get exactly 0.
 
 Step h = 1e-6 * max(1, |p|). The central difference's error is O(h^2 l''') plus the rounding of
 the cost, ~1e-16 |cost| / h; entries are compared with 1e-6 relative to themselves plus 1e-6
@@ -28,7 +32,6 @@ import pytest
 import service.losses  # noqa: F401  (registers every loss)
 from service.registry import REGISTRY
 from tests import reference
-from tests.reference import reference_cost
 from tests.samplers import Case, compute_case, kinds_of, random_case, ranks_of
 
 LOSS_NAMES = sorted(REGISTRY)
@@ -37,46 +40,49 @@ STEP = 1e-6
 TOLERANCE = 1e-6
 
 
-def finite_difference_gradient(case: Case, reduction: str) -> np.ndarray:
-    """Central differences of the reference cost, one entry of predictions at a time."""
+def finite_difference_gradient(
+    case: Case, reduction: str, step: float = STEP, relative: bool = True
+) -> np.ndarray:
+    """Central differences of the reference cost, one entry of predictions at a time, with step
+    ``step * max(1, |p|)`` (``relative``) or ``step``.
+
+    The weights do not depend on the predictions and the reduction is linear in the element
+    losses, so cost(p + h) - cost(p - h) is the reduction of the element-wise differences
+    l_e(p + h) - l_e(p - h); taking the differences first leaves the elements an entry does not
+    enter at exactly 0, so the rounding error scales with the elements it enters, not with the
+    whole cost (an O(1) cost would otherwise swamp a derivative of 1e-5 through a small weight).
+    """
+    weights = reference.element_weights(
+        case.name, case.predictions, case.targets, case.params, case.mask
+    )
     gradient = np.zeros(case.predictions.shape)
     flat_gradient = gradient.reshape(-1)
     for index in range(case.predictions.size):
         point = float(case.predictions.reshape(-1)[index])
-        step = STEP * max(1.0, abs(point))
-        costs = []
-        for shifted in (point + step, point - step):
+        h = step * max(1.0, abs(point)) if relative else step
+        losses = []
+        for shifted in (point + h, point - h):
             predictions = case.predictions.copy()
             predictions.reshape(-1)[index] = shifted
-            costs.append(
-                reference_cost(
-                    case.name,
-                    predictions,
-                    case.targets,
-                    case.params,
-                    case.sample_weight,
-                    case.mask,
-                    reduction,
-                )
+            losses.append(
+                reference.element_losses(case.name, predictions, case.targets, case.params)
             )
-        # (point + step) - (point - step) as actually represented, not 2 * step.
-        flat_gradient[index] = (costs[0] - costs[1]) / ((point + step) - (point - step))
+        differences = [up - down for up, down in zip(*losses, strict=True)]
+        reduced = reference.reduce(
+            differences, case.n_samples, case.sample_weight, weights, reduction
+        )
+        # (point + h) - (point - h) as actually represented, not 2 * h.
+        flat_gradient[index] = reduced.cost / ((point + h) - (point - h))
     return gradient
 
 
 def element_weights(case: Case) -> np.ndarray:
-    """w_e = sample_weight[i] * v_e (mask, class weight, ignore) of the element each entry of
-    predictions belongs to, over the predictions' shape (categorical: the same for every
-    class of a position)."""
-    grid = reference.element_grid(case.name, case.predictions.shape)
-    weights = np.array(
-        reference.element_weights(case.name, case.predictions, case.targets, case.params, case.mask)
-    ).reshape(grid)
-    if case.sample_weight is not None:
-        weights = weights * case.sample_weight.reshape((-1,) + (1,) * (weights.ndim - 1))
-    if reference.has_class_axis(case.name):
-        weights = np.expand_dims(weights, 1)
-    return np.broadcast_to(weights, case.predictions.shape)
+    """The total weight w_e = sample_weight[i] * v_e (mask, class weight, ignore) of the
+    elements each entry of predictions enters, over the predictions' shape (categorical: the
+    same for every class of a position; CTC frames beyond input_lengths: 0)."""
+    return reference.entry_weights(
+        case.name, case.predictions, case.targets, case.params, case.mask, case.sample_weight
+    )
 
 
 WEIGHTINGS = ((False, False), (True, False), (False, True), (True, True))  # (weighted, masked)

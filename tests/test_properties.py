@@ -10,8 +10,10 @@
   gradients differ by the factor weight_sum; scaling every weight leaves the mean unchanged.
 
 Each test runs on every loss, at a rank the loss takes (categorical losses (N, C, d1, ...),
-multi_margin (N, C)), with both input kinds where the loss has ``from_logits``; the samplers
-add class weights and ignored labels for sparse_categorical_cross_entropy.
+multi_margin (N, C), boxes (N, K, 4), sequences (N, T, C)), with the input kinds the loss takes
+(both where it has ``from_logits``; overlap modes, box variants and formats); the samplers add
+class weights and ignored labels where the loss has them. Selecting samples (removing,
+repeating, permuting, sharding) selects CTC's per-sample lengths with them.
 
 Quantities that are the same arithmetic on the same numbers are compared exactly; where the
 service may legitimately add in another order (a removed or moved sample), to 1e-12.
@@ -27,9 +29,25 @@ import pytest
 
 import service.losses  # noqa: F401  (registers every loss)
 from service.registry import REGISTRY
-from tests.reference import REFERENCE_LOSSES, element_losses, element_weights, has_class_axis
+from tests.reference import (
+    REFERENCE_LOSSES,
+    element_grid,
+    element_losses,
+    element_weights,
+    has_class_axis,
+)
 from tests.reference_classification import LABELS
-from tests.samplers import SAMPLERS, Case, compute_case, kinds_of, random_case, rank_near
+from tests.reference_structured import STRUCTURED
+from tests.samplers import (
+    SAMPLERS,
+    Case,
+    compute_case,
+    element_losses_by_mask,
+    kinds_of,
+    random_case,
+    rank_near,
+    select_samples,
+)
 
 LOSS_NAMES = sorted(REGISTRY)
 REDUCTIONS = ("mean", "sum")
@@ -81,13 +99,7 @@ def batch_case(
         if np.count_nonzero(np.reshape(inner, (case.n_samples, -1)).sum(axis=1) > 0) >= 2:
             break
     index = np.arange(n_samples) % case.n_samples
-    return with_arrays(
-        case,
-        predictions=case.predictions[index],
-        targets=case.targets[index],
-        sample_weight=rng.uniform(0.5, 2.0, n_samples),
-        mask=None if case.mask is None else case.mask[index],
-    )
+    return select_samples(case, index, sample_weight=rng.uniform(0.5, 2.0, n_samples))
 
 
 # --- coverage ------------------------------------------------------------------------------
@@ -158,12 +170,16 @@ def one_element_per_sample(case: Case, rng: np.random.Generator) -> Case:
 def test_nonnegative_element_losses(name, seed):
     rng = rng_for("nonnegative", name, seed)
     case = random_case(name, rng, rank=rank_near(name, 4), kind=kind_for(name, seed))
-    case = one_element_per_sample(case, rng)
-    result = compute_case(case)
-    assert result.per_sample.shape == (case.n_samples,)
-    negative = np.flatnonzero(result.per_sample < 0.0)
+    if name in STRUCTURED:
+        losses = element_losses_by_mask(case)
+        assert losses.size == np.prod(element_grid(name, case.predictions.shape, case.params))
+    else:
+        case = one_element_per_sample(case, rng)
+        losses = compute_case(case).per_sample
+        assert losses.shape == (case.n_samples,)
+    negative = np.flatnonzero(losses < 0.0)
     assert negative.size == 0, f"negative element losses at {negative.tolist()}"
-    assert result.cost >= 0.0
+    assert compute_case(case).cost >= 0.0
 
 
 @pytest.mark.parametrize("name", ZERO_AT_TARGET)
@@ -228,16 +244,7 @@ def test_zero_sample_weight_is_a_removed_sample(name, reduction):
     weights[removed] = 0.0
     keep = np.arange(case.n_samples) != removed
     weighted = compute_case(with_arrays(case, sample_weight=weights), reduction)
-    without = compute_case(
-        with_arrays(
-            case,
-            predictions=case.predictions[keep],
-            targets=case.targets[keep],
-            sample_weight=case.sample_weight[keep],
-            mask=case.mask[keep],
-        ),
-        reduction,
-    )
+    without = compute_case(select_samples(case, np.flatnonzero(keep)), reduction)
     assert_close(weighted.cost, without.cost, "cost")
     assert_close(weighted.sum, without.sum, "sum")
     assert_close(weighted.weight_sum, without.weight_sum, "weight_sum")
@@ -256,16 +263,8 @@ def test_integer_sample_weight_is_a_repeated_sample(name, reduction):
     case = batch_case(name, "repeated", reduction)
     repeats = np.array([2, 0, 1, 3, 1])
     weighted = compute_case(with_arrays(case, sample_weight=repeats.astype(float)), reduction)
-    repeated = compute_case(
-        with_arrays(
-            case,
-            predictions=np.repeat(case.predictions, repeats, axis=0),
-            targets=np.repeat(case.targets, repeats, axis=0),
-            sample_weight=None,
-            mask=np.repeat(case.mask, repeats, axis=0),
-        ),
-        reduction,
-    )
+    copies = np.repeat(np.arange(case.n_samples), repeats)
+    repeated = compute_case(select_samples(case, copies, keep_weight=False), reduction)
     assert_close(weighted.cost, repeated.cost, "cost")
     assert_close(weighted.sum, repeated.sum, "sum")
     assert_close(weighted.weight_sum, repeated.weight_sum, "weight_sum")
@@ -283,16 +282,7 @@ def test_sample_order_does_not_matter(name, reduction):
     case = batch_case(name, "permutation", reduction, n_samples=6)
     order = rng_for("order", name).permutation(case.n_samples)
     original = compute_case(case, reduction)
-    permuted = compute_case(
-        with_arrays(
-            case,
-            predictions=case.predictions[order],
-            targets=case.targets[order],
-            sample_weight=case.sample_weight[order],
-            mask=case.mask[order],
-        ),
-        reduction,
-    )
+    permuted = compute_case(select_samples(case, order), reduction)
     assert_close(permuted.cost, original.cost, "cost")
     assert_close(permuted.sum, original.sum, "sum")
     assert_close(permuted.weight_sum, original.weight_sum, "weight_sum")
@@ -315,16 +305,7 @@ def test_shards_merge_into_the_batch_mean(name, seed):
             break
     cuts = np.sort(rng.choice(np.arange(1, 7), size=int(rng.integers(1, 4)), replace=False))
     shards = [
-        compute_case(
-            with_arrays(
-                case,
-                predictions=case.predictions[start:stop],
-                targets=case.targets[start:stop],
-                sample_weight=case.sample_weight[start:stop],
-                mask=case.mask[start:stop],
-            ),
-            "mean",
-        )
+        compute_case(select_samples(case, np.arange(start, stop)), "mean")
         for start, stop in zip([0, *cuts], [*cuts, 7], strict=True)
     ]
     merged_sum = sum(shard.sum for shard in shards)
