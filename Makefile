@@ -25,8 +25,9 @@ test: $(VENV)/.dev  ## set up and run the whole test suite
 	$(PY) -m ruff check service tests bench
 	$(PY) -m pytest
 
-bench: $(VENV)/.runtime  ## kernel benchmark: each kernel against vectorised NumPy, same run
+bench: $(VENV)/.runtime  ## kernel benchmarks: each kernel against vectorised NumPy, same run
 	$(PY) -m bench.kernels
+	$(PY) -m bench.structured
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check service tests bench
