@@ -66,7 +66,7 @@ class Alignments:
         )
         input_lengths = _lengths(params.input_lengths, "input_lengths", samples, 1, steps)
         labels = np.zeros(targets.shape, dtype=np.int64)
-        infeasible = []
+        infeasible: list[tuple[int, int]] = []  # (sample, steps its target needs)
         for n in range(samples):
             row = targets[n, : target_lengths[n]]
             bad = (row != np.floor(row)) | (row < 0) | (row >= classes) | (row == params.blank)
@@ -81,14 +81,16 @@ class Alignments:
             labels[n, : target_lengths[n]] = row.astype(np.int64)
             repeats = int(np.count_nonzero(row[1:] == row[:-1])) if row.size > 1 else 0
             if input_lengths[n] < target_lengths[n] + repeats:
-                infeasible.append(n)
+                infeasible.append((n, int(target_lengths[n]) + repeats))
         if infeasible and not params.zero_infinity:
-            first = infeasible[0]
+            first, needed = infeasible[0]
             raise DomainError(
                 body_loc("targets", first),
-                f"sample(s) {', '.join(map(str, infeasible[:10]))} cannot be aligned: sample "
-                f"{first} has {input_lengths[first]} input steps but its target needs at least "
-                "target_length + repeated neighbours; set zero_infinity to score them as 0",
+                f"sample(s) {', '.join(str(n) for n, _ in infeasible[:10])} cannot be aligned: "
+                f"sample {first} has {input_lengths[first]} input steps but its target needs at "
+                f"least {needed} (target_length {target_lengths[first]} + "
+                f"{needed - target_lengths[first]} repeated neighbour(s), each needing a blank "
+                "between); set zero_infinity to score such samples 0",
             )
         return Batch(
             predictions=predictions,
