@@ -101,28 +101,42 @@ def parse(
         request = model.model_validate(document)
     except ValidationError as error:
         raise structure_error(error, model) from None
-    params = request.params  # type: ignore[attr-defined]
+    budget = ElementBudget(max_elements)
+    return ParsedRequest(
+        inputs=read_inputs(request, budget, check_booleans),
+        params=request.params,  # type: ignore[attr-defined]
+        reduction=request.reduction,
+        include=frozenset(request.include),
+    )
+
+
+class ElementBudget:
+    """Counts array elements across a request; 413 past LOSS_SERVICE_MAX_ELEMENTS."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen = 0
+
+    def take(self, array: np.ndarray) -> np.ndarray:
+        self.seen += array.size
+        if self.seen > self.limit:
+            raise PayloadTooLarge(
+                f"the request holds more than {self.limit} array elements "
+                "(LOSS_SERVICE_MAX_ELEMENTS)"
+            )
+        return array
+
+
+def read_inputs(request: BaseModel, budget: ElementBudget, check_booleans: bool) -> Inputs:
+    """The payload's arrays (predictions, targets, optional sample_weight and mask) as float64."""
     arrays: dict[str, np.ndarray | None] = {}
-    seen = 0
     for field in ("predictions", "targets", "sample_weight", "mask"):
         value = getattr(request, field)
         if value is None and field in ("sample_weight", "mask"):
             arrays[field] = None
             continue
-        array = to_array(value, field, check_booleans=check_booleans)
-        seen += array.size
-        if seen > max_elements:
-            raise PayloadTooLarge(
-                f"the request holds more than {max_elements} array elements "
-                "(LOSS_SERVICE_MAX_ELEMENTS)"
-            )
-        arrays[field] = array
-    return ParsedRequest(
-        inputs=Inputs(**arrays),  # type: ignore[arg-type]
-        params=params,
-        reduction=request.reduction,
-        include=frozenset(request.include),
-    )
+        arrays[field] = budget.take(to_array(value, field, check_booleans=check_booleans))
+    return Inputs(**arrays)  # type: ignore[arg-type]
 
 
 def structure_error(error: ValidationError, model: type[BaseModel]) -> StructureError:
