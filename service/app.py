@@ -14,7 +14,7 @@ from fastapi import FastAPI
 import service.losses  # noqa: F401  (registers every loss before routes are built)
 from service import __version__, openapi
 from service.errors import install_error_handlers
-from service.routes import health, losses
+from service.routes import evaluate, health, losses
 from service.settings import Settings, get_settings
 from service.warmup import Readiness, warm_all, warm_up
 
@@ -51,5 +51,6 @@ def create_app(settings: Settings | None = None, warm: Callable[[], int] = warm_
     install_error_handlers(app)
     app.include_router(health.router)
     losses.install(app)
+    app.include_router(evaluate.router)
     openapi.install(app)
     return app

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
 from service import loss_request
+from service.evaluate import EvaluateRequest
 from service.registry import REGISTRY
 
 
@@ -45,6 +46,7 @@ def install(app: FastAPI) -> None:
         )
         models: list[type[BaseModel]] = [
             loss_request.LossResponse,
+            EvaluateRequest,
             Problem,
             *(loss_request.request_model(spec) for spec in REGISTRY.values()),
         ]

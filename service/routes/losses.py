@@ -8,6 +8,7 @@ framework never parses or validates the arrays.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import anyio.to_thread
@@ -34,12 +35,9 @@ ERROR_RESPONSES = {
 }
 
 
-def score(spec: LossSpec, body: bytes, max_elements: int) -> bytes:
-    """Decode, validate, compute and encode: all the CPU work of one request (off the loop)."""
-    document = codec.decode_json_object(body)
-    request = loss_request.parse(
-        spec, document, max_elements, check_booleans=codec.may_hold_booleans(body)
-    )
+def score(spec: LossSpec, document: dict, max_elements: int, check_booleans: bool) -> dict:
+    """Validate and compute one loss: the response body."""
+    request = loss_request.parse(spec, document, max_elements, check_booleans=check_booleans)
     result = compute(
         spec,
         request.inputs,
@@ -47,17 +45,32 @@ def score(spec: LossSpec, body: bytes, max_elements: int) -> bytes:
         request.reduction,
         with_gradient="gradient" in request.include,
     )
-    return codec.encode(loss_request.render(result, request.include))
+    return loss_request.render(result, request.include)
 
 
-async def handle(spec: LossSpec, request: Request) -> Response:
+Work = Callable[[dict, int, bool], dict]
+
+
+def _decode_and_run(work: Work, body: bytes, max_elements: int) -> bytes:
+    """All the CPU work of one request, run off the event loop: decode, work, encode."""
+    document = codec.decode_json_object(body)
+    return codec.encode(work(document, max_elements, codec.may_hold_booleans(body)))
+
+
+async def respond(request: Request, work: Work) -> Response:
+    """The JSON POST pipeline shared by every route: content type, bounded body, a thread."""
     codec.check_json_content_type(request)
     settings = request.app.state.settings
     body = await codec.read_body(request, settings.max_body_bytes)
     payload = await anyio.to_thread.run_sync(
-        partial(score, spec, body, settings.max_elements), limiter=request.app.state.limiter
+        partial(_decode_and_run, work, body, settings.max_elements),
+        limiter=request.app.state.limiter,
     )
     return Response(payload, media_type=JSON)
+
+
+async def handle(spec: LossSpec, request: Request) -> Response:
+    return await respond(request, partial(score, spec))
 
 
 def _endpoint(spec: LossSpec):
