@@ -104,6 +104,22 @@ def poisson_nll(p: float, y: float, params: Params) -> float:
     return p - y * math.log(p + params.get("eps", 1e-8))
 
 
+#: The expression the generic tests send to the custom loss (tests.samplers draws k > 0);
+#: :func:`custom` evaluates it directly.
+CUSTOM_EXPRESSION = "k * (p - y)**2 + softplus(y - p) * where(y > 0, 1, 0.5)"
+
+
+def custom(p: float, y: float, params: Params) -> float:
+    """CUSTOM_EXPRESSION typed as Python: k (p - y)^2 + log(1 + e^(y - p)) x (1 if y > 0 else
+    0.5), with log(1 + e^d) as d + log1p(e^-d) beyond d = 30, where e^d alone would grow
+    towards overflow."""
+    assert params["expression"] == CUSTOM_EXPRESSION, params["expression"]
+    k = params["constants"]["k"]
+    d = y - p
+    softplus = math.log1p(math.exp(d)) if d < 30.0 else d + math.log1p(math.exp(-d))
+    return k * (p - y) ** 2 + softplus * (1.0 if y > 0 else 0.5)
+
+
 REGRESSION: dict[str, ElementLoss] = {
     "mse": mse,
     "mae": mae,
@@ -114,6 +130,7 @@ REGRESSION: dict[str, ElementLoss] = {
     "mape": mape,
     "quantile": quantile,
     "poisson_nll": poisson_nll,
+    "custom": custom,  # not a regression loss, but elementwise in (p, y) the same way
 }
 #: Every loss with a reference; the element-loss signature depends on the loss's layout.
 REFERENCE_LOSSES: dict[str, Callable[..., Any]] = {

@@ -34,7 +34,7 @@ from service.engine import LossResult, compute
 from service.registry import REGISTRY, canonical_name
 from tests import draws
 from tests import draws_structured as structured
-from tests.reference import element_grid, has_class_axis
+from tests.reference import CUSTOM_EXPRESSION, element_grid, has_class_axis
 
 Params = dict[str, Any]
 Shape = tuple[int, ...]
@@ -201,6 +201,14 @@ SAMPLERS["ctc"] = Sampler(
     kinds=LOGIT_KINDS,
     ranks=STRUCTURED_RANKS["sequence"],
     shape=structured.ctc_shape,
+)
+SAMPLERS["custom"] = Sampler(
+    lambda rng, kind, shape: {
+        "expression": CUSTOM_EXPRESSION,
+        "constants": {"k": float(rng.uniform(0.1, 2.0))},
+    },
+    draws.normal_targets,
+    draws.near_targets,
 )
 #: Params that hold one entry per sample: selecting samples selects them too.
 PER_SAMPLE_PARAMS = ("target_lengths", "input_lengths")

@@ -5,6 +5,7 @@ from service.losses import (  # noqa: F401  (registers on import)
     boxes,
     categorical,
     ctc,
+    custom,
     overlap,
     regression,
     sequence,
