@@ -79,7 +79,7 @@ def _compute(
             "the weighted sum of the losses overflows float64 (every sample's loss is finite); "
             "scale predictions, targets or sample_weight down, or split the batch",
         )
-    extras = spec.extras(batch, losses, weights, reduced) if spec.extras else {}
+    extras = spec.extras(batch, losses, weights, reduced, params) if spec.extras else {}
     return LossResult(
         loss=spec.name,
         reduction=reduction,
@@ -101,6 +101,6 @@ def _require_finite(values: np.ndarray, batch: Batch, what: str) -> None:
     sample = first // (values.size // batch.n_samples)
     raise NonFiniteResult(
         ["body", "predictions", sample],
-        f"the {what} of sample {sample} is not finite (it overflows float64); "
-        "check the scale of predictions and targets for that sample",
+        f"the {what} of sample {sample} is not finite (an overflow of float64, or a pole such "
+        "as log(0) or a division by 0); check the predictions and targets of that sample",
     )

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Annotated, Any, Literal, get_args
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, create_model
@@ -191,7 +192,9 @@ def _union_tag_position(model: type[BaseModel], loc: tuple[Any, ...]) -> int | N
         field = getattr(current, "model_fields", {}).get(part) if isinstance(part, str) else None
         if field is None:
             return None
-        members = [arg for arg in get_args(field.annotation) if arg is not type(None)]
+        annotation = field.annotation
+        is_union = get_origin(annotation) in (Union, UnionType)
+        members = [arg for arg in get_args(annotation) if arg is not type(None)] if is_union else []
         models = [arg for arg in members if isinstance(arg, type) and issubclass(arg, BaseModel)]
         if models:
             current = models[0]

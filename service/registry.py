@@ -39,6 +39,7 @@ class Formula:
 class LossSpec:
     """Everything about one loss.
 
+    ``extras(batch, losses, weights, reduced, params)`` returns loss-specific response fields.
     ``kernel`` is called as ``kernel(*batch.kernel_arrays, scale, losses, gradient,
     *kernel_args(params))`` and fills the two outputs (see :mod:`service.kernels`). ``domain`` is the
     loss's own value checks, run after the shape contract. ``extras`` adds loss-specific

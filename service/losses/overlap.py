@@ -71,7 +71,9 @@ def overlap_domain(batch: Batch, params: Any) -> None:
         require_range(batch.targets, "targets", 0.0, 1.0)
 
 
-def per_class(batch: Batch, losses: np.ndarray, weights: Weights, reduced: Reduced) -> dict:
+def per_class(
+    batch: Batch, losses: np.ndarray, weights: Weights, reduced: Reduced, params: Any
+) -> dict:
     """extras.per_class[c]: the weighted mean over samples of class c's element losses."""
     grid = (weights.n_samples, weights.elements_per_sample)
     w = np.ones(grid) if weights.element is None else weights.element.reshape(grid).copy()

@@ -35,7 +35,7 @@ def sequence_domain(batch: Batch, params: SequenceCrossEntropyParams) -> None:
 
 
 def sequence_extras(
-    batch: Batch, losses: Any, weights: Weights, reduced: Reduced
+    batch: Batch, losses: Any, weights: Weights, reduced: Reduced, params: Any
 ) -> dict[str, float]:
     """``log_perplexity`` = sum / weight_sum (the mean token loss; 0 when no token counts);
     ``perplexity`` = its exp, given only where that fits in float64 (a mean token loss below
