@@ -103,6 +103,7 @@ def _overlap_grid(shape: tuple[int, ...], params: dict[str, Any]) -> tuple[int, 
 #: (N,) for ctc; those two keys take precedence over their family.
 ELEMENT_GRIDS = {
     "regression": lambda shape, params: shape,
+    "custom": lambda shape, params: shape,
     "binary": lambda shape, params: shape,
     "categorical": lambda shape, params: shape[:1] + shape[2:],
     "overlap": _overlap_grid,

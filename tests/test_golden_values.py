@@ -315,7 +315,8 @@ def test_every_loss_has_a_golden_value():
         "kl_divergence",
     }
     structured = {"dice", "jaccard", "tversky", "box_iou", "sequence_cross_entropy", "ctc"}
-    assert set(REGISTRY) == regression | classification | structured
+    custom = {"custom"}  # tests/test_custom.py
+    assert set(REGISTRY) == regression | classification | structured | custom
 
 
 def test_overflowing_sum_is_a_non_finite_result():
