@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from service import metrics as metric_module
 from service.codec import require_finite, to_array
@@ -80,19 +80,6 @@ class EvaluateRequest(BaseModel):
         list(ALL_OUTPUTS), description="Which of cost, per_sample, gradient to return."
     )
 
-    @model_validator(mode="after")
-    def _labels_are_unique(self) -> EvaluateRequest:
-        seen: dict[str, int] = {}
-        for index, term in enumerate(self.terms):
-            label = term.label or term.loss
-            if label in seen:
-                raise ValueError(
-                    f"terms[{index}] has the label {label!r} of terms[{seen[label]}]; labels key "
-                    "the response and must be unique (set 'label' on one of them)"
-                )
-            seen[label] = index
-        return self
-
 
 @dataclass(frozen=True)
 class PreparedTerm:
@@ -109,6 +96,7 @@ def evaluate(document: dict[str, Any], max_elements: int, check_booleans: bool) 
         request = EvaluateRequest.model_validate(document)
     except ValidationError as error:
         raise structure_error(error, EvaluateRequest) from None
+    _require_unique_labels(request.terms)
     terms = [_prepare(index, term) for index, term in enumerate(request.terms)]
     metric_requests = metric_module.parse_metrics(request.metrics or [])
     budget = ElementBudget(max_elements)
@@ -132,6 +120,19 @@ def evaluate(document: dict[str, Any], max_elements: int, check_booleans: bool) 
     body["metrics"] = metric_module.compute_metrics(metric_requests, inputs)
     _require_finite_totals(body)
     return body
+
+
+def _require_unique_labels(terms: list[Term]) -> None:
+    seen: dict[str, int] = {}
+    for index, term in enumerate(terms):
+        label = term.label or term.loss
+        if label in seen:
+            raise StructureError(
+                ["body", "terms", index, "label"],
+                f"terms[{index}] has the label {label!r} of terms[{seen[label]}]; labels key the "
+                "response and must be unique: set 'label' on one of them",
+            )
+        seen[label] = index
 
 
 def _prepare(index: int, term: Term) -> PreparedTerm:

@@ -136,7 +136,7 @@ def test_custom_and_aliases_as_terms(client: TestClient) -> None:
         ({"terms": [TERMS[2]] * 17}, ["body", "terms"], ["at most 16"]),
         (
             {"terms": [{"loss": "mse"}, {"loss": "mse"}]},
-            ["body"],
+            ["body", "terms", 1, "label"],
             ["terms[1]", "label", "'mse'", "terms[0]"],
         ),
         ({"terms": [{"loss": "msse"}]}, ["body", "terms", 0, "loss"], ["msse", "'mse'"]),
