@@ -12,7 +12,7 @@ from anyio import CapacityLimiter
 from fastapi import FastAPI
 
 import service.losses  # noqa: F401  (registers every loss before routes are built)
-from service import __version__, openapi
+from service import __version__, engine, openapi
 from service.errors import install_error_handlers
 from service.routes import evaluate, health, losses
 from service.settings import Settings, get_settings
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None, warm: Callable[[], int] = warm_
     app.state.settings = settings
     app.state.readiness = Readiness()
     app.state.limiter = CapacityLimiter(settings.compute_threads)
+    engine.KERNEL_THREADS.value = settings.kernel_threads
     install_error_handlers(app)
     app.include_router(health.router)
     losses.install(app)

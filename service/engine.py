@@ -12,10 +12,20 @@ from typing import Any
 
 import numpy as np
 
+from service import parallel
 from service import reduction as reducing
 from service.contracts import Batch, Inputs
 from service.errors import NonFiniteResult
 from service.registry import LossSpec
+
+
+class _KernelThreads:
+    """Threads per kernel call in this process; the app sets it from the settings."""
+
+    value = 1
+
+
+KERNEL_THREADS = _KernelThreads()
 
 
 @dataclass(frozen=True)
@@ -61,8 +71,14 @@ def _compute(
     else:
         scale = gradient = reducing.NO_GRADIENT
     losses = np.empty(batch.n_samples * batch.elements_per_sample)
-    spec.kernel(
-        *batch.kernel_arrays, scale, losses, gradient.reshape(-1), *spec.kernel_args(params)
+    parallel.run(
+        spec.kernel,
+        batch.kernel_arrays,
+        scale,
+        losses,
+        gradient.reshape(-1),
+        spec.kernel_args(params),
+        threads=KERNEL_THREADS.value,
     )
     _require_finite(losses, batch, "loss")
     if with_gradient:

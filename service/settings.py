@@ -8,6 +8,8 @@ from functools import lru_cache
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.parallel import default_threads
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOSS_SERVICE_", extra="ignore", frozen=True)
@@ -23,6 +25,11 @@ class Settings(BaseSettings):
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,
         description="Requests computed at once per worker (threads off the event loop).",
+    )
+    kernel_threads: int = Field(
+        default_factory=lambda: default_threads(int(os.environ.get("LOSS_SERVICE_WORKERS", "1"))),
+        ge=1,
+        description="Threads one large kernel call is split over; default cores / workers.",
     )
     log_level: str = Field("info", description="uvicorn and service log level.")
 
