@@ -77,7 +77,8 @@ class EvaluateRequest(BaseModel):
     )
     reduction: Literal["mean", "sum"] = "mean"
     include: list[Output] = Field(
-        list(ALL_OUTPUTS), description="Which of cost, per_sample, gradient to return."
+        default_factory=lambda: list(ALL_OUTPUTS),
+        description="Which of cost, per_sample, gradient to return.",
     )
 
 

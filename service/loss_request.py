@@ -51,7 +51,8 @@ class LossRequest(BaseModel):
         "mean", description="'mean': weighted mean over elements; 'sum': weighted sum."
     )
     include: list[Output] = Field(
-        list(ALL_OUTPUTS), description="Which of cost, per_sample, gradient to return."
+        default_factory=lambda: list(ALL_OUTPUTS),  # a factory: no deepcopy per request
+        description="Which of cost, per_sample, gradient to return.",
     )
 
 
