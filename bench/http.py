@@ -1,0 +1,161 @@
+"""HTTP benchmark: the service against baselines started here, under the same uvicorn.
+
+    python -m bench.http [--rounds 7] [--seconds 5]
+
+1. JSON path: a 1e6-element MSE request (predictions (1000, 1000)), one client, end to end,
+   against the floor (bench/floor_app.py: bare ASGI + orjson + NumPy).
+2. Small requests (N = 32 MSE): requests/s at 16 connections and p99 latency at 1 connection
+   with wrk, against a plain FastAPI + Pydantic list[float] + NumPy app (bench/baseline_app.py).
+3. Start to ready (python -m service until /readyz answers 200), cold and warm numba cache.
+
+Every figure is read against its baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_ready(port: int, path: str, deadline: float = 120.0) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", path)
+            status = connection.getresponse().status
+            connection.close()
+            if status == 200:
+                return time.perf_counter() - started
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"port {port} not ready after {deadline} s")
+
+
+@contextmanager
+def serving(arguments: list[str], port: int, ready_path: str, env: dict | None = None):
+    process = subprocess.Popen(
+        arguments, cwd=ROOT, env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield wait_ready(port, ready_path)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def uvicorn_app(module: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", module, "--port", str(port), "--log-level", "warning"]
+
+
+def post_times(port: int, path: str, body: bytes, rounds: int) -> list[float]:
+    times = []
+    for _ in range(rounds):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        started = time.perf_counter()
+        connection.request("POST", path, body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read()
+        times.append(time.perf_counter() - started)
+        assert response.status == 200, response.status
+        connection.close()
+    return times
+
+
+def wrk(port: int, body: bytes, connections: int, seconds: int) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            f"wrk.body = {json.dumps(body.decode())}\n"
+        )
+    output = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name,
+         f"http://127.0.0.1:{port}/v1/losses/mse"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    os.unlink(script.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", output)
+    unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)]
+    return {"rps": rps, "p99_ms": float(p99.group(1)) * unit}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--seconds", type=int, default=5)
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(0)
+    big = orjson.dumps(
+        {"predictions": rng.normal(size=(1000, 1000)), "targets": rng.normal(size=(1000, 1000))},
+        option=orjson.OPT_SERIALIZE_NUMPY,
+    )
+    small = orjson.dumps({"predictions": rng.normal(size=32), "targets": rng.normal(size=32)},
+                         option=orjson.OPT_SERIALIZE_NUMPY)  # fmt: skip
+    service_port, floor_port, baseline_port = free_port(), free_port(), free_port()
+    service = [sys.executable, "-m", "service", "--port", str(service_port)]
+    os.environ["LOSS_SERVICE_LOG_LEVEL"] = "warning"  # no access log, like the baselines
+    rows = []
+    with (
+        serving(service, service_port, "/readyz"),
+        serving(uvicorn_app("bench.floor_app:app", floor_port), floor_port, "/"),
+    ):
+        ours = post_times(service_port, "/v1/losses/mse", big, args.rounds)
+        floor = post_times(floor_port, "/", big, args.rounds)
+    rows.append(("JSON path, 1e6-element MSE, median s", statistics.median(ours),
+                 statistics.median(floor), "floor (bare ASGI + orjson)", "<= 1.3x"))  # fmt: skip
+    if shutil.which("wrk"):
+        with (
+            serving(service, service_port, "/readyz"),
+            serving(uvicorn_app("bench.baseline_app:app", baseline_port), baseline_port, "/docs"),
+        ):
+            ours16 = wrk(service_port, small, 16, args.seconds)
+            base16 = wrk(baseline_port, small, 16, args.seconds)
+            ours1 = wrk(service_port, small, 1, args.seconds)
+            base1 = wrk(baseline_port, small, 1, args.seconds)
+        rows.append(("small requests, req/s at 16 connections", ours16["rps"], base16["rps"],
+                     "plain FastAPI + Pydantic", ">= 2x"))  # fmt: skip
+        rows.append(("small requests, p99 ms at 1 connection", ours1["p99_ms"], base1["p99_ms"],
+                     "plain FastAPI + Pydantic", "<= 3 ms"))  # fmt: skip
+    cache = tempfile.mkdtemp(prefix="numba-cache-")
+    env = {"NUMBA_CACHE_DIR": cache}
+    with serving(service, service_port, "/readyz", env) as cold:
+        pass
+    with serving(service, service_port, "/readyz", env) as warm:
+        pass
+    shutil.rmtree(cache, ignore_errors=True)
+    rows.append(("start to ready, s (cold cache / warm cache)", cold, warm, "", "warm <= 3 s"))
+    print("| measure | service | baseline | ratio | baseline is | goal |")
+    print("|---|---:|---:|---:|---|---|")
+    for name, value, baseline, what, goal in rows:
+        ratio = value / baseline if baseline else float("nan")
+        print(f"| {name} | {value:.4g} | {baseline:.4g} | {ratio:.2f}x | {what} | {goal} |")
+
+
+if __name__ == "__main__":
+    main()
