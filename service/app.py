@@ -14,6 +14,7 @@ from fastapi import FastAPI
 import service.losses  # noqa: F401  (registers every loss before routes are built)
 from service import __version__, engine, openapi
 from service.errors import install_error_handlers
+from service.inference import routes as inference
 from service.routes import evaluate, health, losses
 from service.settings import Settings, get_settings
 from service.warmup import Readiness, warm_all, warm_up
@@ -53,5 +54,6 @@ def create_app(settings: Settings | None = None, warm: Callable[[], int] = warm_
     app.include_router(health.router)
     losses.install(app)
     app.include_router(evaluate.router)
+    app.include_router(inference.router)
     openapi.install(app)
     return app
