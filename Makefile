@@ -28,6 +28,7 @@ test: $(VENV)/.dev  ## set up and run the whole test suite
 bench: $(VENV)/.runtime  ## kernel benchmarks: each kernel against vectorised NumPy, same run
 	$(PY) -m bench.kernels
 	$(PY) -m bench.structured
+	$(PY) -m bench.http
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check service tests bench
