@@ -77,15 +77,21 @@ def require_same_shape(
         )
 
 
-def element_mask(mask: np.ndarray | None, element_shape: tuple[int, ...]) -> np.ndarray | None:
-    """The optional top-level ``mask``: the shape of the element grid, values in [0, 1]."""
+def element_mask(
+    mask: np.ndarray | None, element_shape: tuple[int, ...], reader: str | None = None
+) -> np.ndarray | None:
+    """The optional top-level ``mask``: the shape of the element grid, values in [0, 1].
+
+    ``reader`` says who reads the grid in the message (default: the loss's elements).
+    """
     if mask is None:
         return None
     if mask.shape != element_shape:
+        reader = reader or f"this loss's elements form {shape_text(element_shape)}"
         raise ShapeError(
             body_loc("mask"),
-            f"mask has shape {shape_text(mask.shape)} but this loss's elements form "
-            f"{shape_text(element_shape)}; mask must be {shape_text(element_shape)}",
+            f"mask has shape {shape_text(mask.shape)} but {reader}; "
+            f"mask must be {shape_text(element_shape)}",
         )
     require_range(mask, "mask", 0.0, 1.0)
     return mask.reshape(-1)

@@ -13,9 +13,9 @@ from typing import Literal
 
 import numpy as np
 
-from service.contracts import Inputs, require_batch, shape_text
-from service.domain import FROM_LOGITS_HINT, first_index, require_range
-from service.errors import DomainError, ShapeError, body_loc, index_text
+from service.contracts import Inputs, element_mask, require_batch, shape_text
+from service.domain import FROM_LOGITS_HINT, first_index
+from service.errors import DomainError, ShapeError, index_text
 from service.metrics.params import MetricRequest
 from service.reduction import check_sample_weight
 
@@ -155,13 +155,7 @@ def entry_weights(
         weight = np.broadcast_to(sample_weight.reshape(-1, *[1] * (len(grid) - 1)), grid)
     mask, kept = inputs.mask, None
     if mask is not None:
-        if mask.shape != grid:
-            raise ShapeError(
-                body_loc("mask"),
-                f"mask has shape {shape_text(mask.shape)} but {request.name} reads {entries} "
-                f"of a {shape_text(grid)} grid; mask must be {shape_text(grid)}",
-            )
-        require_range(mask, "mask", 0.0, 1.0)
+        element_mask(mask, grid, f"{request.name} reads {entries} of a {shape_text(grid)} grid")
         weight = weight * mask
         kept = mask.reshape(-1) != 0
         if not kept.any():
