@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from service.contracts import Batch, Elementwise, shape_text
-from service.domain import require_probabilities, require_range, require_sign_labels
+from service.domain import probabilities_and_soft_targets, require_sign_labels
 from service.errors import ShapeError, StructureError, body_loc
 from service.kernels import binary as kernels
 from service.losses.fields import (
@@ -61,8 +61,7 @@ def _pos_weight_array(params: BinaryCrossEntropyParams) -> np.ndarray:
 
 
 def bce_domain(batch: Batch, params: BinaryCrossEntropyParams) -> None:
-    require_probabilities(batch.predictions, params.from_logits)
-    require_range(batch.targets, "targets", 0.0, 1.0)
+    probabilities_and_soft_targets(batch, params)
     if params.pos_weight is None:
         return
     loc = body_loc("params", "pos_weight")
@@ -79,11 +78,6 @@ def bce_domain(batch: Batch, params: BinaryCrossEntropyParams) -> None:
             f"pos_weight has {weights.size} entries but predictions has shape "
             f"{shape_text(batch.predictions.shape)}; give one number or {last} (its last axis)",
         )
-
-
-def focal_domain(batch: Batch, params: BinaryFocalParams) -> None:
-    require_probabilities(batch.predictions, params.from_logits)
-    require_range(batch.targets, "targets", 0.0, 1.0)
 
 
 def hinge_domain(batch: Batch, _params: HingeParams) -> None:
@@ -144,7 +138,7 @@ BINARY_FOCAL = _binary(
         params.alpha if params.alpha is not None else 0.0,
         params.eps,
     ),
-    domain=focal_domain,
+    domain=probabilities_and_soft_targets,
     references=("torchvision.ops.sigmoid_focal_loss", "Lin et al., Focal Loss (2017)"),
     notes="torchvision's sigmoid_focal_loss uses alpha = 0.25 by default; here alpha is null "
     "(no balancing) unless given. Keras's BinaryFocalCrossentropy matches with "

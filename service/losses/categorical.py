@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import Field, StrictInt
 
 from service.contracts import Batch, ClassAxis, ClassLabels
-from service.domain import require_probabilities, require_range
+from service.domain import probabilities_and_soft_targets, probability_predictions, require_range
 from service.kernels import categorical as kernels
 from service.losses.fields import Alpha, ClassWeight, Eps, FromLogits, Gamma, LabelSmoothing, Margin
 from service.registry import Formula, LossSpec, Params, register
@@ -62,16 +62,6 @@ class ProbabilityParams(Params):
     eps: Eps = 1e-7
 
 
-def soft_target_domain(batch: Batch, params) -> None:
-    """Predictions are probabilities unless logits; dense targets in [0, 1]."""
-    require_probabilities(batch.predictions, getattr(params, "from_logits", True))
-    require_range(batch.targets, "targets", 0.0, 1.0)
-
-
-def label_domain(batch: Batch, params: SparseCategoricalCrossEntropyParams) -> None:
-    require_probabilities(batch.predictions, params.from_logits)
-
-
 def hinge_target_domain(batch: Batch, _params: NoParams) -> None:
     require_range(batch.targets, "targets", 0.0, 1.0)
 
@@ -99,7 +89,7 @@ CATEGORICAL_CROSS_ENTROPY = _categorical(
     params=CategoricalCrossEntropyParams,
     kernel=kernels.categorical_cross_entropy,
     kernel_args=lambda params: (params.from_logits, params.label_smoothing, params.eps),
-    domain=soft_target_domain,
+    domain=probabilities_and_soft_targets,
     references=(
         "torch.nn.CrossEntropyLoss (probability targets)",
         "keras.losses.CategoricalCrossentropy",
@@ -126,7 +116,7 @@ SPARSE_CATEGORICAL_CROSS_ENTROPY = _categorical(
         "targets": [0, 2],
         "params": {"from_logits": True},
     },
-    domain=label_domain,
+    domain=probability_predictions,
     references=(
         "torch.nn.CrossEntropyLoss (class indices)",
         "keras.losses.SparseCategoricalCrossentropy",
@@ -153,7 +143,7 @@ CATEGORICAL_FOCAL = _categorical(
         params.alpha if params.alpha is not None else 1.0,
         params.eps,
     ),
-    domain=soft_target_domain,
+    domain=probabilities_and_soft_targets,
     references=("keras.losses.CategoricalFocalCrossentropy", "Lin et al., Focal Loss (2017)"),
     notes="Keras's default alpha is 0.25; here null means no alpha factor (1).",
 )
@@ -207,7 +197,7 @@ KL_DIVERGENCE = _categorical(
         "predictions": [[0.6, 0.3, 0.1], [0.2, 0.5, 0.3]],
         "targets": [[0.5, 0.4, 0.1], [0.0, 0.6, 0.4]],
     },
-    domain=soft_target_domain,
+    domain=probabilities_and_soft_targets,
     references=("torch.nn.KLDivLoss", "keras.losses.KLDivergence"),
     notes="PyTorch's KLDivLoss takes log-probabilities as input; here predictions are "
     "probabilities (or logits with from_logits). Targets are not clipped (Keras clips them to "

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import Field, Strict, StrictBool
 
-from service.contracts import Alignments, Batch
-from service.domain import require_probabilities
+from service.contracts import Alignments
+from service.domain import probability_predictions
 from service.kernels import ctc as kernels
 from service.losses.fields import Eps, FromLogits
 from service.registry import Formula, LossSpec, Params, register
@@ -34,10 +34,6 @@ class CtcParams(Params):
     )
 
 
-def ctc_domain(batch: Batch, params: CtcParams) -> None:
-    require_probabilities(batch.predictions, params.from_logits)
-
-
 CTC = register(
     LossSpec(
         name="ctc",
@@ -62,7 +58,7 @@ CTC = register(
             "targets": [[1, 2], [1, 0]],
             "params": {"target_lengths": [2, 1]},
         },
-        domain=ctc_domain,
+        domain=probability_predictions,
         properties=frozenset({"nonnegative"}),
         references=("torch.nn.CTCLoss", "Graves et al., ICML 2006"),
         notes="The gradient is exact for both input kinds; for probabilities PyTorch's CTC "

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field, StrictInt
 
 from service.contracts import Batch, ClassLabels
-from service.domain import require_probabilities
+from service.domain import probability_predictions
 from service.kernels import categorical as kernels
 from service.losses.fields import Eps, FromLogits, LabelSmoothing
 from service.reduction import Reduced, Weights
@@ -28,10 +28,6 @@ class SequenceCrossEntropyParams(Params):
     label_smoothing: LabelSmoothing = 0.0
     ignore_index: StrictInt = Field(-100, description="Tokens whose target equals this weigh 0.")
     eps: Eps = 1e-7
-
-
-def sequence_domain(batch: Batch, params: SequenceCrossEntropyParams) -> None:
-    require_probabilities(batch.predictions, params.from_logits)
 
 
 def sequence_extras(
@@ -72,7 +68,7 @@ SEQUENCE_CROSS_ENTROPY = register(
             "mask": [[1, 1], [1, 0]],
             "params": {"from_logits": True},
         },
-        domain=sequence_domain,
+        domain=probability_predictions,
         extras=sequence_extras,
         properties=frozenset({"nonnegative"}),
         references=("torch.nn.CrossEntropyLoss on (N*T, C)", "keras SparseCategoricalCrossentropy"),
