@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench soak clean
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ bench: $(VENV)/.runtime  ## kernel benchmarks: each kernel against vectorised Nu
 	$(PY) -m bench.kernels
 	$(PY) -m bench.structured
 	$(PY) -m bench.http
+
+soak: $(VENV)/.dev  ## five minutes at ~80 % of measured capacity: errors and RSS (not in make test)
+	$(PY) -m bench.soak
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check service tests bench

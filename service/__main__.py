@@ -6,12 +6,13 @@ Each flag defaults to its ``LOSS_SERVICE_*`` environment variable (see service/s
 from __future__ import annotations
 
 import argparse
-import copy
 import os
+import tempfile
 
 import uvicorn
-from uvicorn.config import LOGGING_CONFIG
 
+from service.logs import logging_config
+from service.monitoring import MULTIPROCESS_ENV
 from service.settings import get_settings
 
 
@@ -29,16 +30,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def logging_config(level: str) -> dict:
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["service"] = {
-        "handlers": ["default"],
-        "level": level.upper(),
-        "propagate": False,
-    }
-    return config
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     settings = get_settings()
@@ -46,14 +37,21 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["LOSS_SERVICE_HOST"] = args.host
     os.environ["LOSS_SERVICE_PORT"] = str(args.port)
     os.environ["LOSS_SERVICE_WORKERS"] = str(args.workers)
+    if args.workers > 1 and not os.environ.get(MULTIPROCESS_ENV):
+        # Each worker writes its metrics here; /metrics aggregates them (a fresh directory,
+        # so no samples survive from an earlier run).
+        os.environ[MULTIPROCESS_ENV] = tempfile.mkdtemp(prefix="loss-service-metrics-")
     uvicorn.run(
         "service.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_level=settings.log_level.lower(),
+        log_level=settings.log_level,
         log_config=logging_config(settings.log_level),
+        access_log=False,  # the front layer writes one JSON line per request instead
+        timeout_keep_alive=settings.keepalive_seconds,
+        timeout_graceful_shutdown=settings.graceful_timeout_seconds,
     )
 
 

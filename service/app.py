@@ -1,4 +1,5 @@
-"""The ASGI application: routers, error handlers, OpenAPI, and warm-up at start-up."""
+"""The ASGI application: the front layer around FastAPI's routers, error handlers and OpenAPI;
+warm-up and the SIGTERM drain at start-up."""
 
 from __future__ import annotations
 
@@ -8,15 +9,17 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 import anyio.to_thread
-from anyio import CapacityLimiter
 from fastapi import FastAPI
 
 import service.losses  # noqa: F401  (registers every loss before routes are built)
-from service import __version__, engine, openapi
+from service import __version__, engine, monitoring, openapi
 from service.errors import install_error_handlers
+from service.front import Front
 from service.inference import routes as inference
 from service.routes import evaluate, health, losses
+from service.scoring import Scoring
 from service.settings import Settings, get_settings
+from service.shutdown import install_drain
 from service.warmup import Readiness, warm_all, warm_up
 
 DESCRIPTION = """\
@@ -27,18 +30,21 @@ per-sample means, merging shards with `sum` / `weight_sum`) are those of the API
 """
 
 
-def create_app(settings: Settings | None = None, warm: Callable[[], int] = warm_all) -> FastAPI:
+def create_app(settings: Settings | None = None, warm: Callable[[], int] = warm_all) -> Front:
     """The app. ``warm`` compiles the kernels at start-up (tests may pass a stand-in)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_drain(app.state.readiness, settings.drain_seconds)
         # Compile kernels in a thread so /healthz answers (and /readyz says 503) meanwhile.
         warming = asyncio.create_task(
             anyio.to_thread.run_sync(partial(warm_up, app.state.readiness, warm))
         )
         yield
         warming.cancel()
+        app.state.scoring.close()
+        monitoring.worker_exited()
 
     app = FastAPI(
         title="loss-service",
@@ -48,7 +54,7 @@ def create_app(settings: Settings | None = None, warm: Callable[[], int] = warm_
     )
     app.state.settings = settings
     app.state.readiness = Readiness()
-    app.state.limiter = CapacityLimiter(settings.compute_threads)
+    app.state.scoring = Scoring(settings)
     engine.KERNEL_THREADS.value = settings.kernel_threads
     install_error_handlers(app)
     app.include_router(health.router)
@@ -56,4 +62,4 @@ def create_app(settings: Settings | None = None, warm: Callable[[], int] = warm_
     app.include_router(evaluate.router)
     app.include_router(inference.router)
     openapi.install(app)
-    return app
+    return Front(app, settings)

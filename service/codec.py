@@ -8,12 +8,12 @@ error: where an array is ragged, which entry is a string, which value is NaN.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from itertools import chain
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
-from starlette.requests import Request
 
 from service.errors import (
     DomainError,
@@ -29,12 +29,12 @@ JSON_MEDIA_TYPES = ("application/json",)
 MAX_DIMENSIONS = 32
 
 
-def check_json_content_type(request: Request) -> None:
+def check_json_content_type(raw: str | None) -> None:
     """415 unless the body is declared JSON (``application/json`` or any ``+json`` type).
 
-    A request without a Content-Type is read as JSON, so a bare ``curl --data-binary`` works.
+    ``raw`` is the Content-Type header. A request without one is read as JSON, so a bare
+    ``curl --data-binary`` works.
     """
-    raw = request.headers.get("content-type")
     if raw is None:
         return
     media_type = raw.split(";", 1)[0].strip().lower()
@@ -46,27 +46,51 @@ def check_json_content_type(request: Request) -> None:
     )
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
+class ByteBudget(Protocol):
+    """Body bytes a worker may hold at once: ``reserve`` raises (a 503) past it."""
+
+    def reserve(self, size: int) -> None: ...
+
+    def release(self, size: int) -> None: ...
+
+
+async def read_body(
+    declared: str | None, stream: AsyncIterator[bytes], max_bytes: int, budget: ByteBudget
+) -> bytes:
     """The whole body, refused with 413 as soon as it is known to exceed ``max_bytes``.
 
-    ``Content-Length`` is checked before anything is read; a chunked body is counted as it
-    streams, so an oversized one is never held in memory.
+    ``declared`` is the Content-Length header: it is checked, and its bytes reserved in
+    ``budget``, before anything is read; a chunked body is counted and reserved as it streams,
+    so an oversized one is never held in memory. On success exactly ``len(body)`` bytes stay
+    reserved (the caller releases them); on failure nothing does.
     """
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLarge(
-            f"the body has {int(declared)} bytes; the limit is {max_bytes} "
-            "(LOSS_SERVICE_MAX_BODY_BYTES)",
-        )
-    chunks: list[bytes] = []
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > max_bytes:
-            raise PayloadTooLarge(
-                f"the body exceeds the limit of {max_bytes} bytes (LOSS_SERVICE_MAX_BODY_BYTES)",
-            )
-        chunks.append(chunk)
+    reserved = 0
+    try:
+        if declared is not None and declared.isdigit():
+            if int(declared) > max_bytes:
+                raise PayloadTooLarge(
+                    f"the body has {int(declared)} bytes; the limit is {max_bytes} "
+                    "(LOSS_SERVICE_MAX_BODY_BYTES)",
+                )
+            budget.reserve(int(declared))
+            reserved = int(declared)
+        chunks: list[bytes] = []
+        received = 0
+        async for chunk in stream:
+            received += len(chunk)
+            if received > max_bytes:
+                raise PayloadTooLarge(
+                    f"the body exceeds the limit of {max_bytes} bytes "
+                    "(LOSS_SERVICE_MAX_BODY_BYTES)",
+                )
+            if received > reserved:
+                budget.reserve(received - reserved)
+                reserved = received
+            chunks.append(chunk)
+    except BaseException:
+        budget.release(reserved)
+        raise
+    budget.release(reserved - received)
     return b"".join(chunks)
 
 

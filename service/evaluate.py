@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -191,11 +192,19 @@ def _parameters(
     if isinstance(given, dict):
         return {
             name: budget.take(
-                _parameter_array(value, f"regularization.parameters.{name}", check_booleans)
+                value,
+                partial(
+                    _parameter_array,
+                    field=f"regularization.parameters.{name}",
+                    check_booleans=check_booleans,
+                ),
             )
             for name, value in given.items()
         }
-    return budget.take(_parameter_array(given, "regularization.parameters", check_booleans))
+    return budget.take(
+        given,
+        partial(_parameter_array, field="regularization.parameters", check_booleans=check_booleans),
+    )
 
 
 def _parameter_array(value: Any, field: str, check_booleans: bool) -> np.ndarray:

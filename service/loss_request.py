@@ -9,8 +9,9 @@ operation in OpenAPI.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -113,20 +114,39 @@ def parse(
 
 
 class ElementBudget:
-    """Counts array elements across a request; 413 past LOSS_SERVICE_MAX_ELEMENTS."""
+    """Counts array elements across a request; 413 past LOSS_SERVICE_MAX_ELEMENTS, decided
+    from the decoded JSON lists' lengths before NumPy allocates the array."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.seen = 0
 
-    def take(self, array: np.ndarray) -> np.ndarray:
+    def take(self, value: Any, convert: Callable[[Any], np.ndarray]) -> np.ndarray:
+        """``convert(value)``, once the elements ``value`` holds fit in what is left."""
+        self._check(self.seen + nested_size(value))
+        array = convert(value)
         self.seen += array.size
-        if self.seen > self.limit:
+        self._check(self.seen)
+        return array
+
+    def _check(self, total: int) -> None:
+        if total > self.limit:
             raise PayloadTooLarge(
                 f"the request holds more than {self.limit} array elements "
                 "(LOSS_SERVICE_MAX_ELEMENTS)"
             )
-        return array
+
+
+def nested_size(value: Any) -> int:
+    """Elements of a rectangular nested list, read along its first entries (a ragged list is
+    refused by the conversion anyway); 1 for a scalar."""
+    size = 1
+    while isinstance(value, list):
+        size *= len(value)
+        if not value:
+            break
+        value = value[0]
+    return size
 
 
 def read_inputs(request: BaseModel, budget: ElementBudget, check_booleans: bool) -> Inputs:
@@ -137,7 +157,9 @@ def read_inputs(request: BaseModel, budget: ElementBudget, check_booleans: bool)
         if value is None and field in ("sample_weight", "mask"):
             arrays[field] = None
             continue
-        arrays[field] = budget.take(to_array(value, field, check_booleans=check_booleans))
+        arrays[field] = budget.take(
+            value, partial(to_array, field=field, check_booleans=check_booleans)
+        )
     return Inputs(**arrays)  # type: ignore[arg-type]
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.parallel import default_threads
 
@@ -31,7 +32,49 @@ class Settings(BaseSettings):
         ge=1,
         description="Threads one large kernel call is split over; default cores / workers.",
     )
-    log_level: str = Field("info", description="uvicorn and service log level.")
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        "info", description="Log level; one JSON access line per request at info."
+    )
+    api_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Comma-separated API keys; when set, /v1 and /v2 need one "
+        "(Authorization: Bearer <key> or X-API-Key); health routes and /metrics stay open.",
+    )
+    max_in_flight: int = Field(
+        64, ge=1, description="Scoring requests admitted at once per worker; 503 past it."
+    )
+    max_in_flight_bytes: int = Field(
+        1_073_741_824,
+        ge=1,
+        description="Request body bytes held at once per worker; 503 past it.",
+    )
+    retry_after_seconds: int = Field(1, ge=0, description="Retry-After of the overload 503.")
+    drain_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="After SIGTERM: seconds /readyz says 503 while still serving, "
+        "before the server stops accepting.",
+    )
+    graceful_timeout_seconds: float = Field(
+        30.0, gt=0, description="After draining: how long in-flight requests get to finish."
+    )
+    keepalive_seconds: int = Field(
+        75,
+        ge=1,
+        description="Idle keep-alive timeout; keep it above the load balancer's (nginx 60 s).",
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(key.strip() for key in value.split(",") if key.strip())
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
 
 @lru_cache

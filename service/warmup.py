@@ -24,6 +24,7 @@ class Readiness:
     ready: bool = False
     seconds: float | None = None
     error: str | None = None
+    draining: bool = False  # set on SIGTERM (service.shutdown): /readyz turns 503
     done: threading.Event = field(default_factory=threading.Event)  # set when warm-up ends
 
 

@@ -4,23 +4,20 @@
 ``GET /v2/models/{loss}/ready``, ``POST /v2/models/{loss}/infer`` (each model route also under
 ``/versions/1``). Errors are problem+json with the protocol's ``error`` member, and 400 for
 every invalid request (:mod:`service.inference.errors`). As on ``/v1``, the body is read with
-the size limit and all CPU work (inflate, decode, compute, encode) runs in a worker thread
-behind the app's limiter. Content-Type is not consulted: the ``Inference-Header-Content-Length``
+the size limit and all CPU work (inflate, decode, compute, encode) runs on the compute pool
+(:mod:`service.scoring`, called directly by :mod:`service.front`). Content-Type is not consulted: the ``Inference-Header-Content-Length``
 header says whether binary tensor data follows the JSON.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from functools import partial
 
-import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
-from service import codec
 from service.errors import ServiceError
 from service.inference import models, protocol
 from service.inference.errors import UnknownModelVersion, problem_response
@@ -32,7 +29,9 @@ BINARY = "application/octet-stream"
 ERRORS = {
     400: {"description": "Invalid request; problem+json with an `error` member."},
     404: {"description": "Unknown model (loss) or version."},
+    401: {"description": "API keys are configured and the request carries no valid one."},
     413: {"description": "Body, decompressed body or element count over the limit."},
+    503: {"description": "Overloaded (see Retry-After), or the model is not ready."},
 }
 
 
@@ -87,7 +86,8 @@ async def live() -> Response:
     summary="Readiness: 200 once kernels are warm, else 503.",
 )
 async def ready(request: Request) -> Response:
-    is_ready = request.app.state.readiness.ready
+    readiness = request.app.state.readiness
+    is_ready = readiness.ready and not readiness.draining
     return _json({"ready": is_ready}, 200 if is_ready else 503)
 
 
@@ -99,32 +99,14 @@ async def _metadata(_request: Request, spec: LossSpec) -> Response:
 
 
 async def _model_ready(request: Request, spec: LossSpec) -> Response:
-    is_ready = request.app.state.readiness.ready
+    readiness = request.app.state.readiness
+    is_ready = readiness.ready and not readiness.draining
     return _json({"name": spec.name, "ready": is_ready}, 200 if is_ready else 503)
 
 
 async def _infer(request: Request, spec: LossSpec) -> Response:
-    settings = request.app.state.settings
-    body = await codec.read_body(request, settings.max_body_bytes)
-    response = await anyio.to_thread.run_sync(
-        partial(
-            protocol.infer,
-            spec,
-            body,
-            request.headers.get("content-encoding"),
-            request.headers.get(HEADER_LENGTH),
-            settings.max_body_bytes,
-            settings.max_elements,
-        ),
-        limiter=request.app.state.limiter,
-    )
-    if response.header_length is None:
-        return Response(response.content, media_type=JSON)
-    return Response(
-        response.content,
-        media_type=BINARY,
-        headers={HEADER_LENGTH: str(response.header_length)},
-    )
+    reply = await request.app.state.scoring.infer(lambda: spec, request.headers, request.stream())
+    return Response(reply.body, reply.status, dict(reply.headers), media_type=reply.media_type)
 
 
 def _by_name(handler: ModelHandler) -> Callable[..., Awaitable[Response]]:

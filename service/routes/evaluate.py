@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from service import evaluate
-from service.routes.losses import ERROR_RESPONSES, JSON, respond
+from service.routes.losses import ERROR_RESPONSES, JSON, to_response
 
 EXAMPLE = {
     "predictions": [[2.0, -1.0], [-0.5, 1.5]],
@@ -49,4 +49,5 @@ router = APIRouter(tags=["evaluate"])
     },
 )
 async def evaluate_route(request: Request) -> Response:
-    return await respond(request, evaluate.evaluate)
+    scoring = request.app.state.scoring
+    return to_response(await scoring.evaluate(request.headers, request.stream()))

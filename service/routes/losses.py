@@ -2,24 +2,22 @@
 
 Each registered loss gets its own documented operation (``POST /v1/losses/mse``, ...) with its
 own request schema and example; ``POST /v1/losses/{name}`` (undocumented) serves aliases and
-answers unknown names with a 404 listing close matches. Handlers read the raw body once: the
-framework never parses or validates the arrays.
+answers unknown names with a 404 listing close matches. The scoring itself is
+:mod:`service.scoring`, which :mod:`service.front` calls directly; these operations document it
+(and serve it when the FastAPI app runs without the front layer). The framework never parses
+or validates the arrays.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
-
-import anyio.to_thread
 import orjson
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 
-from service import catalogue, codec, loss_request
-from service.engine import compute
+from service import catalogue, loss_request
 from service.errors import PROBLEM_MEDIA_TYPE
 from service.registry import REGISTRY, LossSpec, lookup
+from service.scoring import Reply
 
 JSON = "application/json"
 PROBLEM_CONTENT = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
@@ -28,49 +26,25 @@ ERROR_RESPONSES = {
     for status, description in {
         400: "Malformed JSON.",
         404: "Unknown loss.",
+        401: "API keys are configured and the request carries no valid one.",
         413: "Body or element count over the configured limit.",
         415: "Content-Type is not JSON.",
         422: "The request does not fit the loss (structure, shape, domain, non-finite result).",
+        503: "Overloaded: too many requests or body bytes in flight; see Retry-After.",
     }.items()
 }
 
 
-def score(spec: LossSpec, document: dict, max_elements: int, check_booleans: bool) -> dict:
-    """Validate and compute one loss: the response body."""
-    request = loss_request.parse(spec, document, max_elements, check_booleans=check_booleans)
-    result = compute(
-        spec,
-        request.inputs,
-        request.params,
-        request.reduction,
-        with_gradient="gradient" in request.include,
+def to_response(reply: Reply) -> Response:
+    return Response(
+        reply.body, reply.status, headers=dict(reply.headers), media_type=reply.media_type
     )
-    return loss_request.render(result, request.include)
-
-
-Work = Callable[[dict, int, bool], dict]
-
-
-def _decode_and_run(work: Work, body: bytes, max_elements: int) -> bytes:
-    """All the CPU work of one request, run off the event loop: decode, work, encode."""
-    document = codec.decode_json_object(body)
-    return codec.encode(work(document, max_elements, codec.may_hold_booleans(body)))
-
-
-async def respond(request: Request, work: Work) -> Response:
-    """The JSON POST pipeline shared by every route: content type, bounded body, a thread."""
-    codec.check_json_content_type(request)
-    settings = request.app.state.settings
-    body = await codec.read_body(request, settings.max_body_bytes)
-    payload = await anyio.to_thread.run_sync(
-        partial(_decode_and_run, work, body, settings.max_elements),
-        limiter=request.app.state.limiter,
-    )
-    return Response(payload, media_type=JSON)
 
 
 async def handle(spec: LossSpec, request: Request) -> Response:
-    return await respond(request, partial(score, spec))
+    return to_response(
+        await request.app.state.scoring.loss(spec, request.headers, request.stream())
+    )
 
 
 def _endpoint(spec: LossSpec):
