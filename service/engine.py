@@ -7,12 +7,13 @@ composite evaluation and the inference protocol later) goes through :func:`compu
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from service import parallel
+from service import monitoring, parallel
 from service import reduction as reducing
 from service.contracts import Batch, Inputs
 from service.errors import NonFiniteResult
@@ -71,6 +72,7 @@ def _compute(
     else:
         scale = gradient = reducing.NO_GRADIENT
     losses = np.empty(batch.n_samples * batch.elements_per_sample)
+    started = time.perf_counter()
     parallel.run(
         spec.kernel,
         batch.kernel_arrays,
@@ -80,6 +82,7 @@ def _compute(
         spec.kernel_args(params),
         threads=KERNEL_THREADS.value,
     )
+    monitoring.KERNEL.labels(spec.name).observe(time.perf_counter() - started)
     _require_finite(losses, batch, "loss")
     if with_gradient:
         _require_finite(gradient, batch, "gradient")

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, create_model
 
-from service.codec import to_array
+from service.codec import nested_size, to_array
 from service.contracts import Inputs
 from service.engine import LossResult
 from service.errors import PayloadTooLarge, StructureError
@@ -135,18 +135,6 @@ class ElementBudget:
                 f"the request holds more than {self.limit} array elements "
                 "(LOSS_SERVICE_MAX_ELEMENTS)"
             )
-
-
-def nested_size(value: Any) -> int:
-    """Elements of a rectangular nested list, read along its first entries (a ragged list is
-    refused by the conversion anyway); 1 for a scalar."""
-    size = 1
-    while isinstance(value, list):
-        size *= len(value)
-        if not value:
-            break
-        value = value[0]
-    return size
 
 
 def read_inputs(request: BaseModel, budget: ElementBudget, check_booleans: bool) -> Inputs:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import orjson
 
 from service import codec, evaluate, loss_request
+from service.decoding import DECODER, lower_priority
 from service.engine import compute
 from service.errors import PROBLEM_MEDIA_TYPE, ServiceError
 from service.inference import protocol
@@ -103,7 +104,9 @@ class Scoring:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.pool = ThreadPoolExecutor(settings.compute_threads, thread_name_prefix="compute")
+        self.pool = ThreadPoolExecutor(
+            settings.compute_threads, thread_name_prefix="compute", initializer=lower_priority
+        )
         self.admission = Admission(
             settings.max_in_flight, settings.max_in_flight_bytes, settings.retry_after_seconds
         )
@@ -194,5 +197,5 @@ def score(spec: LossSpec, document: dict, max_elements: int, check_booleans: boo
 
 def decode_and_run(work: Work, body: bytes, max_elements: int) -> bytes:
     """All the CPU work of one JSON request: decode, work, encode."""
-    document: dict[str, Any] = codec.decode_json_object(body)
+    document: dict[str, Any] = DECODER.decode(body, max_elements)
     return codec.encode(work(document, max_elements, codec.may_hold_booleans(body)))

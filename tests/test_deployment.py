@@ -1,4 +1,5 @@
-"""The deployment files, checked without a Docker engine: Dockerfile, .dockerignore, compose.
+"""The deployment files, checked without a Docker engine or a cluster: Dockerfile,
+.dockerignore, docker-compose.yml, deploy/nginx/nginx.conf and the deploy/k8s/ manifests.
 
 The Dockerfile is parsed into instructions and stages (not grepped as one string), so each
 check looks at the instruction it is about, in the stage that ends up in the image.
@@ -27,7 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 COMPOSE = ROOT / "docker-compose.yml"
+NGINX_CONF = ROOT / "deploy" / "nginx" / "nginx.conf"
+K8S = ROOT / "deploy" / "k8s"
 SERVICE_NAME = "loss-service"
+NGINX_SERVICE = "nginx"
+REPLICAS = 3
 SETTINGS_PREFIX = "LOSS_SERVICE_"
 
 
@@ -201,10 +206,20 @@ def exposed_port(runtime: Stage) -> int:
 
 
 @pytest.fixture(scope="module")
-def compose_service() -> dict:
-    document = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
-    assert SERVICE_NAME in document["services"], list(document["services"])
-    return document["services"][SERVICE_NAME]
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def compose_service(compose: dict) -> dict:
+    assert SERVICE_NAME in compose["services"], list(compose["services"])
+    return compose["services"][SERVICE_NAME]
+
+
+@pytest.fixture(scope="module")
+def compose_nginx(compose: dict) -> dict:
+    assert NGINX_SERVICE in compose["services"], list(compose["services"])
+    return compose["services"][NGINX_SERVICE]
 
 
 @pytest.fixture
@@ -443,11 +458,90 @@ def test_dockerignore_keeps_what_the_dockerfile_copies(stages: list[Stage]) -> N
 # ---- docker-compose.yml ---------------------------------------------------------------------
 
 
+def interpolate(value: str) -> str:
+    """Compose's ``${NAME:-default}`` / ``${NAME-default}`` / ``${NAME}``, with NAME unset."""
+    return re.sub(r"\$\{\w+(?::?-([^}]*))?\}", lambda m: m.group(1) or "", value)
+
+
 def compose_environment(service: dict) -> dict[str, str]:
     environment = service.get("environment") or {}
     if isinstance(environment, list):
         environment = dict(item.split("=", 1) for item in environment)
-    return {name: str(value) for name, value in environment.items()}
+    return {name: interpolate(str(value)) for name, value in environment.items()}
+
+
+def same_setting(value: object, text: str) -> bool:
+    """Whether the parsed setting ``value`` is what the environment string ``text`` says."""
+    if isinstance(value, tuple):  # comma-separated (API keys)
+        return list(value) == [item.strip() for item in text.split(",") if item.strip()]
+    if isinstance(value, float):
+        return value == float(text)
+    return str(value) == text
+
+
+def validated_settings(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """``env``'s LOSS_SERVICE_* names are real settings, and the service accepts every value
+    as written; returns the settings a process started with exactly ``env`` would have."""
+    shown = {name for name in env if name.startswith(SETTINGS_PREFIX)}
+    fields = {SETTINGS_PREFIX + name.upper() for name in Settings.model_fields}
+    # A typo would be silently ignored by the service (extra="ignore"): refuse it here.
+    assert shown <= fields, f"not settings: {sorted(shown - fields)}"
+    for name in [n for n in os.environ if n.startswith(SETTINGS_PREFIX)]:
+        monkeypatch.delenv(name)
+    for name in shown:
+        monkeypatch.setenv(name, env[name])
+    get_settings.cache_clear()
+    settings = get_settings()  # raises if a value does not validate
+    get_settings.cache_clear()
+    for name in shown:
+        value = getattr(settings, name.removeprefix(SETTINGS_PREFIX).lower())
+        assert same_setting(value, env[name]), f"{name}={env[name]!r} is read as {value!r}"
+    return settings
+
+
+@pytest.fixture
+def service_settings(
+    compose_service: dict, monkeypatch: pytest.MonkeyPatch, fresh_settings: None
+) -> Settings:
+    """The settings of a replica started by docker-compose.yml."""
+    return validated_settings(compose_environment(compose_service), monkeypatch)
+
+
+def published_targets(service: dict) -> list[tuple[str | None, int]]:
+    """(published, target) of each ``ports`` entry."""
+    found = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            published = port.get("published")
+            found.append((None if published is None else str(published), int(port["target"])))
+        else:  # "[host_ip:]published:target[/protocol]"
+            parts = str(port).split("/")[0].split(":")
+            found.append((parts[-2] if len(parts) > 1 else None, int(parts[-1])))
+    return found
+
+
+def mounts(service: dict) -> dict[str, dict]:
+    """Container path -> {"type": volume|bind|tmpfs, "source": ..., "read_only": ...}."""
+    found: dict[str, dict] = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            found[volume["target"]] = {
+                "type": volume.get("type", "volume"),
+                "source": volume.get("source"),
+                "read_only": bool(volume.get("read_only", False)),
+            }
+        else:
+            parts = str(volume).split(":")
+            if len(parts) == 1:
+                found[parts[0]] = {"type": "volume", "source": None, "read_only": False}
+            else:
+                kind = "bind" if parts[0].startswith((".", "/", "~")) else "volume"
+                options = parts[2].split(",") if len(parts) > 2 else []
+                found[parts[1]] = {"type": kind, "source": parts[0], "read_only": "ro" in options}
+    tmpfs = service.get("tmpfs", [])
+    for entry in [tmpfs] if isinstance(tmpfs, str) else tmpfs:
+        found[entry.split(":")[0]] = {"type": "tmpfs", "source": None, "read_only": False}
+    return found
 
 
 def test_compose_builds_this_dockerfile(compose_service: dict) -> None:
@@ -464,59 +558,456 @@ def test_compose_healthcheck_is_the_images(compose_service: dict, runtime: Stage
     assert compose_check["test"] == ["CMD", *image_check.command]
     start_period = seconds(compose_check["start_period"])
     assert start_period >= seconds(image_check.options["start-period"])
+    assert start_period >= 20, "covers a cold warm-up (numba compiling every kernel)"
     assert 0 < seconds(compose_check["timeout"]) < seconds(compose_check["interval"])
+    if "start_interval" in compose_check:
+        assert seconds(compose_check["start_interval"]) <= seconds(compose_check["interval"])
 
 
-def test_compose_publishes_the_exposed_port(compose_service: dict, exposed_port: int) -> None:
-    targets = []
-    for port in compose_service["ports"]:
-        if isinstance(port, dict):
-            targets.append(int(port["target"]))
-        else:  # "[host_ip:]published:target[/protocol]"
-            targets.append(int(str(port).split("/")[0].rsplit(":", 1)[-1]))
-    assert targets == [exposed_port]
+def test_compose_runs_three_replicas_behind_nginx(
+    compose_service: dict, compose_nginx: dict, exposed_port: int
+) -> None:
+    assert "container_name" not in compose_service, "a fixed name allows one container only"
+    assert compose_service.get("deploy", {}).get("replicas") == REPLICAS
+    assert compose_service.get("restart") in ("always", "unless-stopped", "on-failure")
+    # Only nginx is published: a fixed host port on the replicas would collide between them.
+    assert published_targets(compose_service) == [], "the replicas publish no host port"
     env = compose_environment(compose_service)
     assert int(env.get(f"{SETTINGS_PREFIX}PORT", exposed_port)) == exposed_port
+    assert compose_nginx.get("depends_on", {}).get(SERVICE_NAME) == {
+        "condition": "service_healthy"
+    }, "nginx starts once every replica is ready"
+    assert compose_nginx.get("restart") in ("always", "unless-stopped", "on-failure")
 
 
-def test_compose_environment_names_real_settings(
-    compose_service: dict, monkeypatch: pytest.MonkeyPatch, fresh_settings: None
-) -> None:
+def test_compose_nginx_is_pinned_and_recent_enough_for_resolve(compose_nginx: dict) -> None:
+    image = compose_nginx["image"]
+    match = re.fullmatch(
+        r"nginx:(\d+)\.(\d+)\.(\d+)(-alpine|-bookworm)?(@sha256:[0-9a-f]{64})?", image
+    )
+    assert match, f"{image}: want the official image at a pinned x.y.z tag"
+    version = tuple(int(part) for part in match.groups()[:3])
+    uses_resolve = any("resolve" in s.args for s in upstream_servers(nginx_http()))
+    if uses_resolve:
+        assert version >= (1, 27, 3), f"{image}: `server ... resolve` needs nginx >= 1.27.3"
+
+
+def test_compose_nginx_mounts_the_config_and_publishes_its_port(compose_nginx: dict) -> None:
+    found = mounts(compose_nginx)
+    config = found.get("/etc/nginx/nginx.conf")
+    assert config and config["type"] == "bind", found
+    assert (ROOT / config["source"]).resolve() == NGINX_CONF.resolve()
+    assert config["read_only"], "the config is mounted read-only"
+    listen = nginx_listen_port(nginx_server())
+    assert published_targets(compose_nginx) == [("8000", listen)]
+    check = compose_nginx.get("healthcheck")
+    if check:  # it asks nginx's own location, not a replica
+        assert any(NGINX_HEALTH in word for word in check["test"]), check["test"]
+        assert 0 < seconds(check["timeout"]) < seconds(check["interval"])
+
+
+def test_compose_nginx_can_write_what_it_writes(compose_nginx: dict) -> None:
+    if not compose_nginx.get("read_only", False):
+        return
+    found = mounts(compose_nginx)
+    writable = [path for path, mount in found.items() if not mount["read_only"]]
+    root = parse_nginx(NGINX_CONF.read_text(encoding="utf-8"))
+    paths = [one(root, "pid").args[0]]
+    paths += [d.args[0] for d in nginx_http().children if d.name.endswith("_temp_path")]
+    for path in paths:
+        assert any(path.startswith(w.rstrip("/") + "/") for w in writable), (
+            f"read_only, and nginx writes {path}; writable mounts: {writable}"
+        )
+
+
+def test_compose_environment_names_real_settings(service_settings: Settings) -> None:
+    # The fixture refuses a name that is not a setting and a value the service would not
+    # read exactly as written (an empty ${LOSS_SERVICE_API_KEYS:-} is no keys: auth off).
+    assert service_settings.api_keys == ()
+
+
+def test_compose_sets_what_a_container_cannot_default(compose_service: dict) -> None:
     env = compose_environment(compose_service)
-    shown = {name for name in env if name.startswith(SETTINGS_PREFIX)}
-    fields = {SETTINGS_PREFIX + name.upper() for name in Settings.model_fields}
-    # A typo would be silently ignored by the service (extra="ignore"): refuse it here.
-    assert shown <= fields, f"not settings: {sorted(shown - fields)}"
-    assert {f"{SETTINGS_PREFIX}WORKERS", f"{SETTINGS_PREFIX}MAX_BODY_BYTES"} <= shown
-    for name in [n for n in os.environ if n.startswith(SETTINGS_PREFIX)]:
-        monkeypatch.delenv(name)
-    for name in shown:
-        monkeypatch.setenv(name, env[name])
-    settings = get_settings()  # raises if a value does not validate
-    for name in shown:
-        assert str(getattr(settings, name.removeprefix(SETTINGS_PREFIX).lower())) == env[name]
+    wanted = {"WORKERS", "KERNEL_THREADS", "MAX_BODY_BYTES", "KEEPALIVE_SECONDS"}
+    assert {f"{SETTINGS_PREFIX}{name}" for name in wanted} <= set(env)
+    cpus = compose_service.get("deploy", {}).get("resources", {}).get("limits", {}).get("cpus")
+    if cpus is not None:  # threads of all workers within the CPU limit
+        workers = int(env[f"{SETTINGS_PREFIX}WORKERS"])
+        assert workers * int(env[f"{SETTINGS_PREFIX}KERNEL_THREADS"]) <= float(cpus)
+
+
+def test_compose_stop_grace_covers_drain_and_graceful_timeout(
+    compose_service: dict, service_settings: Settings
+) -> None:
+    grace = seconds(compose_service["stop_grace_period"])
+    assert grace > service_settings.drain_seconds + service_settings.graceful_timeout_seconds
 
 
 def test_compose_keeps_the_numba_cache_writable(compose_service: dict, runtime: Stage) -> None:
     cache_dir = runtime.env()["NUMBA_CACHE_DIR"]
     if not compose_service.get("read_only", False):
         return  # the image's own directory is writable by its user
-    mounts = {}
-    for volume in compose_service.get("volumes", []):
-        if isinstance(volume, dict):
-            mounts[volume["target"]] = volume.get("type", "volume")
-        else:
-            parts = str(volume).split(":")
-            mounts[parts[1] if len(parts) > 1 else parts[0]] = "volume"
-    tmpfs = compose_service.get("tmpfs", [])
-    tmpfs = [tmpfs] if isinstance(tmpfs, str) else tmpfs
-    for entry in tmpfs:
-        mounts[entry.split(":")[0]] = "tmpfs"
+    found = {path: mount["type"] for path, mount in mounts(compose_service).items()}
     # A volume starts as a copy of the image's directory; a tmpfs would hide the baked cache.
-    assert mounts.get(cache_dir) == "volume", f"read_only, and {cache_dir} is {mounts}"
+    assert found.get(cache_dir) == "volume", f"read_only, and {cache_dir} is {found}"
 
 
-def test_compose_service_can_scale(compose_service: dict) -> None:
-    assert "container_name" not in compose_service, "a fixed name allows one container only"
-    assert compose_service.get("deploy", {}).get("replicas", 1) == 1, "one replica for now"
-    assert compose_service.get("restart") in ("always", "unless-stopped", "on-failure")
+# ---- deploy/nginx/nginx.conf ----------------------------------------------------------------
+
+NGINX_HEALTH = "/nginx-health"
+
+
+@dataclass
+class Directive:
+    name: str
+    args: list[str]
+    children: list[Directive] = field(default_factory=list)
+    line: int = 0
+
+
+def parse_nginx(text: str) -> list[Directive]:
+    """nginx's configuration syntax: directives with arguments, ``;`` or a ``{ ... }`` block;
+    quotes removed from arguments, ``#`` comments dropped."""
+    token = re.compile(r"\"((?:[^\"\\]|\\.)*)\"|'((?:[^'\\]|\\.)*)'|(#[^\n]*)|([{};])|([^\s{};]+)")
+    root: list[Directive] = []
+    stack = [root]
+    words: list[str] = []
+    for match in token.finditer(text):
+        double, single, comment, punctuation, word = match.groups()
+        line = text.count("\n", 0, match.start()) + 1
+        if comment is not None:
+            continue
+        if punctuation is None:
+            words.append(word if word is not None else (double if double is not None else single))
+            continue
+        if punctuation == "}":
+            assert not words and len(stack) > 1, f"line {line}: unexpected }}"
+            stack.pop()
+            continue
+        assert words, f"line {line}: {punctuation} without a directive"
+        directive = Directive(words[0], words[1:], line=line)
+        stack[-1].append(directive)
+        if punctuation == "{":
+            stack.append(directive.children)
+        words = []
+    assert not words and len(stack) == 1, "unterminated directive or block"
+    return root
+
+
+def find(block: list[Directive] | Directive, name: str) -> list[Directive]:
+    children = block.children if isinstance(block, Directive) else block
+    return [d for d in children if d.name == name]
+
+
+def one(block: list[Directive] | Directive, name: str) -> Directive:
+    found = find(block, name)
+    assert len(found) == 1, f"{len(found)} {name!r} directives where one is expected"
+    return found[0]
+
+
+def nginx_http() -> Directive:
+    return one(parse_nginx(NGINX_CONF.read_text(encoding="utf-8")), "http")
+
+
+def nginx_upstream() -> Directive:
+    upstreams = find(nginx_http(), "upstream")
+    assert len(upstreams) == 1, [u.args for u in upstreams]
+    return upstreams[0]
+
+
+def upstream_servers(http: Directive) -> list[Directive]:
+    return [s for u in find(http, "upstream") for s in find(u, "server")]
+
+
+def nginx_server() -> Directive:
+    return one(nginx_http(), "server")
+
+
+def nginx_location(path: str) -> Directive:
+    found = [d for d in find(nginx_server(), "location") if d.args[-1] == path]
+    assert len(found) == 1, f"one location {path}"
+    return found[0]
+
+
+def nginx_listen_port(server: Directive) -> int:
+    listen = one(server, "listen").args[0]
+    return int(listen.rsplit(":", 1)[-1])
+
+
+def nginx_size(text: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([kKmMgG]?)", text).groups()
+    return int(number) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit.lower()]
+
+
+def nginx_seconds(text: str) -> float:
+    return float(text) if text.isdigit() else seconds(text)
+
+
+def setting(block: Directive, name: str) -> list[str]:
+    return one(block, name).args
+
+
+def test_nginx_conf_parses_into_one_balancer() -> None:
+    http = nginx_http()
+    upstream = nginx_upstream()
+    proxy_pass = setting(nginx_location("/"), "proxy_pass")
+    assert proxy_pass == [f"http://{upstream.args[0]}"], "location / proxies to the upstream"
+    assert not any(
+        d.name == "daemon" for d in parse_nginx(NGINX_CONF.read_text(encoding="utf-8"))
+    ), "the image's command passes `daemon off;`: a second one is an error"
+    assert http.children, "an http block"
+
+
+def test_nginx_upstream_is_the_compose_service(service_settings: Settings) -> None:
+    http = nginx_http()
+    upstream = nginx_upstream()
+    servers = find(upstream, "server")
+    assert len(servers) == 1, "one DNS name, every replica behind it"
+    host, _, port = servers[0].args[0].rpartition(":")
+    assert (host, int(port)) == (SERVICE_NAME, service_settings.port)
+    parameters = dict(p.partition("=")[::2] for p in servers[0].args[1:])
+    # Passive health checks: a failing replica is left alone for fail_timeout.
+    assert int(parameters["max_fails"]) >= 1
+    assert 0 < nginx_seconds(parameters["fail_timeout"]) <= 30
+    if "resolve" in parameters:  # re-resolved at run time: needs shared state and a resolver
+        assert find(upstream, "zone"), "`resolve` needs a zone in the upstream"
+        assert find(http, "resolver") or find(upstream, "resolver")
+    # Idle connections to the replicas are reused, and closed by nginx before the service
+    # would close them (a request on a connection the service is closing would fail).
+    assert int(setting(upstream, "keepalive")[0]) >= 1
+    idle = nginx_seconds(setting(upstream, "keepalive_timeout")[0])
+    assert idle < service_settings.keepalive_seconds
+
+
+def test_nginx_proxies_with_keepalive_and_safe_retries(compose_service: dict) -> None:
+    location = nginx_location("/")
+    assert setting(location, "proxy_http_version") == ["1.1"], "upstream keepalive needs 1.1"
+    headers = {d.args[0].lower(): d.args[1:] for d in find(location, "proxy_set_header")}
+    assert headers.get("connection") == [""], 'proxy_set_header Connection "" (keepalive)'
+    assert "x-request-id" in headers, "X-Request-ID passed on to the replica"
+    conditions = set(setting(location, "proxy_next_upstream"))
+    # A POST is only retried with non_idempotent; scoring has no side effects.
+    assert {"error", "timeout", "http_502", "http_503", "non_idempotent"} <= conditions
+    assert "off" not in conditions
+    tries = int(setting(location, "proxy_next_upstream_tries")[0])
+    replicas = compose_service["deploy"]["replicas"]
+    assert 2 <= tries <= replicas, "bounded: at most one attempt per replica"
+    # A retry resends the body: nginx must have it all before the first attempt.
+    buffering = find(location, "proxy_request_buffering")
+    assert not buffering or buffering[0].args == ["on"]
+    assert nginx_seconds(setting(location, "proxy_read_timeout")[0]) >= 60, "large requests"
+    assert nginx_seconds(setting(location, "proxy_send_timeout")[0]) >= 60
+
+
+def test_nginx_body_limit_is_the_services(service_settings: Settings) -> None:
+    limit = nginx_size(setting(nginx_http(), "client_max_body_size")[0])
+    assert limit == service_settings.max_body_bytes, "nginx neither cuts off nor lets through more"
+
+
+def test_nginx_has_its_own_health_location() -> None:
+    location = nginx_location(NGINX_HEALTH)
+    assert setting(location, "return")[0] == "200"
+    assert not find(location, "proxy_pass"), "says whether nginx runs, asks no replica"
+
+
+# ---- deploy/k8s -------------------------------------------------------------------------------
+
+K8S_EXAMPLES = {"secret.example.yaml"}  # documentation, not applied
+
+
+def k8s_documents() -> list[tuple[str, dict]]:
+    documents = []
+    for path in sorted(K8S.glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if document is not None:
+                documents.append((path.name, document))
+    return documents
+
+
+@pytest.fixture(scope="module")
+def k8s() -> dict[str, dict]:
+    """kind -> the one manifest of that kind (the example Secret included)."""
+    by_kind: dict[str, dict] = {}
+    for name, document in k8s_documents():
+        assert {"apiVersion", "kind"} <= set(document), name
+        kind = document["kind"]
+        if kind != "Kustomization":
+            assert document.get("metadata", {}).get("name"), f"{name}: {kind} without a name"
+        assert kind not in by_kind, f"two {kind} manifests"
+        by_kind[kind] = document
+    expected = {
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "ConfigMap",
+        "Secret",
+        "Kustomization",
+    }
+    assert expected <= set(by_kind), sorted(by_kind)
+    return by_kind
+
+
+@pytest.fixture(scope="module")
+def pod(k8s: dict[str, dict]) -> dict:
+    return k8s["Deployment"]["spec"]["template"]
+
+
+@pytest.fixture(scope="module")
+def container(pod: dict) -> dict:
+    containers = pod["spec"]["containers"]
+    assert len(containers) == 1, [c["name"] for c in containers]
+    return containers[0]
+
+
+@pytest.fixture
+def pod_settings(
+    k8s: dict[str, dict], monkeypatch: pytest.MonkeyPatch, fresh_settings: None
+) -> Settings:
+    return validated_settings(dict(k8s["ConfigMap"]["data"]), monkeypatch)
+
+
+def quantity(text: str | int | float) -> float:
+    """A Kubernetes quantity: "2", "500m", "1Gi", "512Mi"."""
+    text = str(text)
+    units = {"m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 1024, "Mi": 1024**2}
+    units |= {"Gi": 1024**3, "Ti": 1024**4}
+    number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)([a-zA-Z]*)", text).groups()
+    return float(number) * units[unit]
+
+
+def test_k8s_kustomization_applies_every_manifest_but_the_examples(k8s: dict[str, dict]) -> None:
+    listed = set(k8s["Kustomization"]["resources"])
+    present = {p.name for p in K8S.glob("*.yaml")} - K8S_EXAMPLES - {"kustomization.yaml"}
+    assert listed == present
+
+
+def test_k8s_selectors_match_the_pods(k8s: dict[str, dict], pod: dict) -> None:
+    labels = pod["metadata"]["labels"]
+    selectors = {
+        "Deployment": k8s["Deployment"]["spec"]["selector"]["matchLabels"],
+        "Service": k8s["Service"]["spec"]["selector"],
+    }
+    if "PodDisruptionBudget" in k8s:
+        selectors["PodDisruptionBudget"] = k8s["PodDisruptionBudget"]["spec"]["selector"][
+            "matchLabels"
+        ]
+    for kind, selector in selectors.items():
+        assert selector, f"{kind}: empty selector"
+        assert selector.items() <= labels.items(), f"{kind} selects {selector}, pods: {labels}"
+
+
+def test_k8s_ports_and_probes(
+    k8s: dict[str, dict], container: dict, pod_settings: Settings, exposed_port: int
+) -> None:
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert list(ports.values()) == [exposed_port] == [pod_settings.port]
+    for entry in k8s["Service"]["spec"]["ports"]:
+        target = entry["targetPort"]
+        assert target in ports or target in ports.values(), f"Service targets {target}"
+
+    def probe(name: str) -> tuple[str, dict]:
+        spec = container[name]
+        get = spec["httpGet"]
+        assert get["port"] in ports or get["port"] in ports.values(), f"{name}: {get['port']}"
+        return get["path"], spec
+
+    assert probe("livenessProbe")[0] == "/healthz", "alive: the process serves"
+    assert probe("readinessProbe")[0] == "/readyz", "ready: kernels loaded, not draining"
+    path, startup = probe("startupProbe")
+    assert path in ("/readyz", "/healthz")
+    budget = startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3)
+    assert budget >= 30, f"the startup probe allows {budget} s: a cold warm-up takes ~20 s"
+    liveness = container["livenessProbe"]
+    patience = liveness.get("periodSeconds", 10) * liveness.get("failureThreshold", 3)
+    assert patience >= 30, "a busy worker (parsing a large body) must not be restarted"
+
+
+def test_k8s_settings_come_from_the_configmap(
+    k8s: dict[str, dict], container: dict, pod_settings: Settings
+) -> None:
+    names = [e["configMapRef"]["name"] for e in container["envFrom"] if "configMapRef" in e]
+    assert names == [k8s["ConfigMap"]["metadata"]["name"]]
+    data = k8s["ConfigMap"]["data"]
+    assert f"{SETTINGS_PREFIX}API_KEYS" not in data, "API keys belong in a Secret"
+    for name in ("WORKERS", "KERNEL_THREADS", "COMPUTE_THREADS", "KEEPALIVE_SECONDS"):
+        assert f"{SETTINGS_PREFIX}{name}" in data, f"{name}: the default does not fit a pod"
+    assert pod_settings.max_body_bytes == 268_435_456
+
+
+def test_k8s_resources_fit_the_workers(pod: dict, container: dict, pod_settings: Settings) -> None:
+    for each in [*pod["spec"].get("initContainers", []), container]:
+        resources = each.get("resources", {})
+        for kind in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(resources.get(kind, {})), f"{each['name']}: {kind}"
+            assert quantity(resources[kind]["cpu"]) > 0
+        assert quantity(resources["requests"]["memory"]) <= quantity(resources["limits"]["memory"])
+    cpu_limit = quantity(container["resources"]["limits"]["cpu"])
+    assert pod_settings.workers * pod_settings.kernel_threads <= cpu_limit
+    assert pod_settings.workers * pod_settings.kernel_threads >= cpu_limit / 2, "CPUs left idle"
+
+
+def test_k8s_hpa_scales_the_deployment_on_cpu(k8s: dict[str, dict]) -> None:
+    hpa, deployment = k8s["HorizontalPodAutoscaler"], k8s["Deployment"]
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    target = hpa["spec"]["scaleTargetRef"]
+    assert (target["apiVersion"], target["kind"], target["name"]) == (
+        deployment["apiVersion"],
+        "Deployment",
+        deployment["metadata"]["name"],
+    )
+    assert deployment["spec"]["replicas"] == REPLICAS
+    assert 2 <= hpa["spec"]["minReplicas"] <= REPLICAS <= hpa["spec"]["maxReplicas"]
+    metrics = [m["resource"] for m in hpa["spec"]["metrics"] if m["type"] == "Resource"]
+    assert [m["name"] for m in metrics] == ["cpu"]
+    assert 0 < metrics[0]["target"]["averageUtilization"] <= 100
+
+
+def test_k8s_pod_security_and_filesystem(pod: dict, container: dict, runtime: Stage) -> None:
+    security = pod["spec"]["securityContext"]
+    uid, _, gid = runtime.last("USER").args.partition(":")
+    assert security["runAsNonRoot"] is True
+    assert security["runAsUser"] == int(uid)
+    if "runAsGroup" in security:
+        assert security["runAsGroup"] == int(gid or uid)
+    volumes = {v["name"]: v for v in pod["spec"].get("volumes", [])}
+    for each in [*pod["spec"].get("initContainers", []), container]:
+        assert each["securityContext"]["allowPrivilegeEscalation"] is False
+        for mount in each.get("volumeMounts", []):
+            assert mount["name"] in volumes, f"{each['name']} mounts an undeclared volume"
+    if not container["securityContext"].get("readOnlyRootFilesystem", False):
+        return  # the image's cache directory is writable by its user, prebuilt kernels in it
+    cache_dir = runtime.env()["NUMBA_CACHE_DIR"]
+    mounted = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+    assert cache_dir in mounted, f"read-only root: numba needs {cache_dir} writable"
+    # An empty volume would hide the kernels compiled into the image: something must copy
+    # them in first, from the same image.
+    seeders = [
+        init
+        for init in pod["spec"].get("initContainers", [])
+        if init["image"] == container["image"]
+        and any(m["name"] == mounted[cache_dir] for m in init.get("volumeMounts", []))
+        and any(cache_dir in word for word in init.get("command", []) + init.get("args", []))
+    ]
+    assert seeders, f"nothing seeds the {cache_dir} volume with the image's prebuilt cache"
+
+
+def test_k8s_termination_grace_covers_drain_and_graceful_timeout(
+    pod: dict, pod_settings: Settings
+) -> None:
+    grace = pod["spec"]["terminationGracePeriodSeconds"]
+    assert pod_settings.drain_seconds > 0, "on SIGTERM, serve while endpoints are updated"
+    assert grace > pod_settings.drain_seconds + pod_settings.graceful_timeout_seconds
+
+
+def test_k8s_api_keys_come_from_the_documented_secret(
+    k8s: dict[str, dict], container: dict
+) -> None:
+    secret = k8s["Secret"]
+    refs = [
+        e["valueFrom"]["secretKeyRef"]
+        for e in container.get("env", [])
+        if e["name"] == f"{SETTINGS_PREFIX}API_KEYS"
+    ]
+    assert len(refs) == 1, "LOSS_SERVICE_API_KEYS from a Secret"
+    assert refs[0]["name"] == secret["metadata"]["name"]
+    assert refs[0]["key"] in secret.get("stringData", {}) | secret.get("data", {})

@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import queue
+import re
 import shlex
 import signal
 import socket
@@ -333,7 +334,7 @@ def test_two_workers_serve_and_stop_cleanly_on_sigterm() -> None:
     with running(["--workers", "2", "--port", str(port)], clean_env()) as server:
         server.wait_ready(workers=2)  # each worker process warms its own kernels
         started = server.wait_for("Started server process [", count=2)
-        workers = {int(line.rsplit("[", 1)[1].rstrip("]")) for line in started}
+        workers = {int(re.search(r"Started server process \[(\d+)\]", line)[1]) for line in started}
         assert len(workers) == 2, started
         assert server.process.pid not in workers
         for _ in range(4):

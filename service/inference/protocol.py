@@ -34,8 +34,8 @@ import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, create_model
 
-from service import codec
 from service.contracts import Inputs
+from service.decoding import DECODER
 from service.engine import LossResult, compute
 from service.errors import MalformedBody, PayloadTooLarge, StructureError
 from service.inference import tensors
@@ -107,7 +107,7 @@ def infer(
     """All the CPU work of one inference request: decode, validate, compute, encode."""
     body = decode_content(body, content_encoding, max_body_bytes)
     framing = split_body(body, header_length)
-    request = _parse_header(framing)
+    request = _parse_header(framing, max_elements)
     decoded = decode_inputs(spec, request.inputs, framing, max_elements)
     parameters = dict(request.parameters or {})
     binary_default = _flag(parameters.pop("binary_data_output", False), "binary_data_output")
@@ -125,9 +125,9 @@ def infer(
     return encode_response(spec, request.id, result, outputs, datatype)
 
 
-def _parse_header(framing: Framing) -> InferRequest:
+def _parse_header(framing: Framing, max_elements: int) -> InferRequest:
     try:
-        document = codec.decode_json_object(framing.header)
+        document = DECODER.decode(framing.header, max_elements)
     except MalformedBody as error:
         if framing.has_binary_header:
             raise

@@ -47,7 +47,7 @@ def byte_size(shape: Sequence[int], datatype: str) -> int:
 
 def from_json(name: str, datatype: str, shape: Sequence[int], data: Any) -> np.ndarray:
     """JSON ``data`` (flat row-major, or nested in the declared shape) as float64."""
-    if not isinstance(data, list):
+    if not isinstance(data, list | np.ndarray):  # an array from the decode helper
         raise StructureError(
             inputs_loc(name, "data"),
             f"{name}: data must be an array of numbers (flat or nested), got {type(data).__name__}",
