@@ -6,7 +6,10 @@
    against the floor (bench/floor_app.py: bare ASGI + orjson + NumPy).
 2. Small requests (N = 32 MSE): requests/s at 16 connections and p99 latency at 1 connection
    with wrk, against a plain FastAPI + Pydantic list[float] + NumPy app (bench/baseline_app.py).
-3. Start to ready (python -m service until /readyz answers 200), cold and warm numba cache.
+3. /healthz while the service is saturated: loader processes keep more 1e6-element requests
+   in flight than the worker computes at once; a probe on its own connection times /healthz
+   every 20 ms. Baseline: the same probe against the idle service.
+4. Start to ready (python -m service until /readyz answers 200), cold and warm numba cache.
 
 Every figure is read against its baseline measured in the same run.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -32,6 +36,10 @@ import numpy as np
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
 
 
 def free_port() -> int:
@@ -121,6 +129,46 @@ def post_binary_times(port: int, body: bytes, header_length: int, rounds: int) -
     return times
 
 
+def _load(port: int, body: bytes, stop, done) -> None:  # a loader process
+    while not stop.is_set():
+        post_times(port, "/v1/losses/mse", body, 1)
+        with done.get_lock():
+            done.value += 1
+
+
+def health_times(port: int, seconds: float) -> list[float]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    times, end = [], time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        started = time.perf_counter()
+        connection.request("GET", "/healthz")
+        response = connection.getresponse()
+        response.read()
+        times.append(time.perf_counter() - started)
+        assert response.status == 200, response.status
+        time.sleep(0.02)
+    connection.close()
+    return times
+
+
+def saturated_health(port: int, body: bytes, loaders: int, seconds: float) -> tuple[list, int]:
+    """/healthz times while ``loaders`` processes post ``body`` back to back."""
+    context = multiprocessing.get_context("spawn")
+    stop, done = context.Event(), context.Value("i", 0)
+    processes = [
+        context.Process(target=_load, args=(port, body, stop, done)) for _ in range(loaders)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        time.sleep(2.0)  # every loader has a request in flight
+        return health_times(port, seconds), done.value
+    finally:
+        stop.set()
+        for process in processes:
+            process.join(timeout=120)
+
+
 def wrk(port: int, body: bytes, connections: int, seconds: int) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(
@@ -164,11 +212,18 @@ def main(argv: list[str] | None = None) -> None:
         ours = post_times(service_port, "/v1/losses/mse", big, args.rounds)
         floor = post_times(floor_port, "/", big, args.rounds)
         binary_times = post_binary_times(service_port, binary, header_length, args.rounds)
+        idle_health = health_times(service_port, 2.0)
+        busy_health, served = saturated_health(service_port, big, 3, args.seconds * 2)
     rows.append(("JSON path, 1e6-element MSE, median s", statistics.median(ours),
                  statistics.median(floor), "floor (bare ASGI + orjson)", "<= 1.3x"))  # fmt: skip
     rows.append(("binary path (/v2, FP64), same request, median ms",
                  statistics.median(binary_times) * 1e3, statistics.median(ours) * 1e3,
                  "the JSON path", "<= 25 ms"))  # fmt: skip
+    rows.append((f"/healthz p99 ms, 3 loaders of 1e6-element requests ({served} served)",
+                 percentile(busy_health, 99) * 1e3, percentile(idle_health, 99) * 1e3,
+                 "the idle service", "<= 50 ms"))  # fmt: skip
+    rows.append(("/healthz max ms, same run", max(busy_health) * 1e3, max(idle_health) * 1e3,
+                 "the idle service", ""))  # fmt: skip
     if shutil.which("wrk"):
         with (
             serving(service, service_port, "/readyz"),
