@@ -8,7 +8,7 @@ error: where an array is ragged, which entry is a string, which value is NaN.
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from collections.abc import AsyncIterator
 from itertools import chain
 from typing import Any, Protocol
@@ -135,6 +135,9 @@ def may_hold_booleans(body: bytes) -> bool:
 
 
 ENCODE_CHUNK = 65_536  # array entries per orjson call: ~3 ms, so the GIL changes hands often
+#: Stands for a large array in the skeleton document; random per process, so no string a
+#: client sends (an evaluate label, say) can be taken for it.
+_BLOCK_MARKER = f"loss-service-block-{os.urandom(8).hex()}-"
 
 
 def encode(payload: dict[str, Any]) -> bytes:
@@ -144,7 +147,7 @@ def encode(payload: dict[str, Any]) -> bytes:
     document, so no single call holds the GIL long (a 1e6-entry gradient would take ~40 ms).
     """
     blocks: list[np.ndarray] = []
-    marker = f"loss-service-block-{uuid.uuid4().hex}-"
+    marker = _BLOCK_MARKER
 
     def swap(node: Any) -> Any:
         if isinstance(node, dict):

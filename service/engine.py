@@ -82,7 +82,7 @@ def _compute(
         spec.kernel_args(params),
         threads=KERNEL_THREADS.value,
     )
-    monitoring.KERNEL.labels(spec.name).observe(time.perf_counter() - started)
+    monitoring.kernel_series(spec.name).observe(time.perf_counter() - started)
     _require_finite(losses, batch, "loss")
     if with_gradient:
         _require_finite(gradient, batch, "gradient")

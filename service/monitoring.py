@@ -8,8 +8,10 @@ Label values are bounded: route templates, canonical loss names, methods and sta
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
+from typing import Any
 
 import numba
 import numpy as np
@@ -67,6 +69,33 @@ BUILD = Gauge(
     multiprocess_mode="max",
 )
 BUILD.labels(__version__, platform.python_version(), np.__version__, numba.__version__).set(1)
+
+
+@functools.cache
+def kernel_series(loss: str) -> Any:
+    return KERNEL.labels(loss)
+
+
+@functools.cache
+def _series(route: str, loss: str, method: str, status: int) -> tuple:
+    """The labelled children of one request kind (``labels()`` is slow; kinds are few)."""
+    return (
+        REQUESTS.labels(route, loss, method, str(status)),
+        LATENCY.labels(route, loss),
+        REQUEST_SIZE.labels(route),
+        RESPONSE_SIZE.labels(route),
+    )
+
+
+def observe_request(
+    route: str, loss: str, method: str, status: int, seconds: float, received: int | None, sent: int
+) -> None:
+    requests, latency, request_size, response_size = _series(route, loss, method, status)
+    requests.inc()
+    latency.observe(seconds)
+    response_size.observe(sent)
+    if received is not None:
+        request_size.observe(received)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -12,8 +12,11 @@ operations that document these routes call it too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -99,24 +102,119 @@ class Admission:
         self.bytes -= size
 
 
+Job = tuple[asyncio.AbstractEventLoop, asyncio.Future, Callable[[], Any]]
+Done = tuple[asyncio.Future, bool, Any]
+
+
+class ComputePool:
+    """A fixed set of compute threads that hand results back to the event loop in batches.
+
+    A plain executor costs every request a thread wake-up and an event-loop wake-up: measured
+    here ~90 us of CPU per request, more than validating and scoring a small batch. These
+    threads take the next job without sleeping while jobs are queued, and post the results
+    they have to the loop in one call once the queue is empty or the oldest waited 1 ms, so
+    under load those wake-ups are shared by many requests. No job is taken ahead of time, so
+    an idle thread always gets the next one; threads run at nice +10 (see
+    :func:`service.decoding.lower_priority`) so the event loop keeps its core.
+    """
+
+    FLUSH_AFTER = 0.001  # s: the longest a finished result waits for the batch
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._workers: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._workers:
+                return
+            self._workers = [
+                threading.Thread(target=self._work, name=f"compute-{i}", daemon=True)
+                for i in range(self.threads)
+            ]
+            for worker in self._workers:
+                worker.start()
+
+    async def run(self, work: Callable[[], T]) -> T:
+        if not self._workers:
+            self._start()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._jobs.put((loop, future, work))
+        return await future
+
+    def close(self) -> None:
+        """Stop the threads once the queued jobs are done (a later ``run`` starts new ones)."""
+        with self._lock:
+            workers, self._workers = self._workers, []
+        for _ in workers:
+            self._jobs.put(None)
+
+    def _work(self) -> None:
+        lower_priority()
+        pending: list[tuple[asyncio.AbstractEventLoop, Done]] = []
+        oldest = 0.0
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                _deliver_all(pending)
+                pending = []
+                job = self._jobs.get()
+            if job is None:
+                _deliver_all(pending)
+                return
+            loop, future, work = job
+            try:
+                done: Done = (future, True, work())
+            except Exception as error:
+                done = (future, False, error)
+            if not pending:
+                oldest = time.perf_counter()
+            pending.append((loop, done))
+            if time.perf_counter() - oldest > self.FLUSH_AFTER:
+                _deliver_all(pending)
+                pending = []
+
+
+def _deliver_all(pending: list[tuple[asyncio.AbstractEventLoop, Done]]) -> None:
+    """One ``call_soon_threadsafe`` per event loop for all these results."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Done]] = {}
+    for loop, done in pending:
+        by_loop.setdefault(loop, []).append(done)
+    for loop, batch in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+            loop.call_soon_threadsafe(_settle, batch)
+
+
+def _settle(batch: list[Done]) -> None:
+    for future, ok, value in batch:
+        if future.cancelled():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
 class Scoring:
     """One worker's scoring pipeline: settings, the compute pool and the admission bounds."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.pool = ThreadPoolExecutor(
-            settings.compute_threads, thread_name_prefix="compute", initializer=lower_priority
-        )
+        self.pool = ComputePool(settings.compute_threads)
         self.admission = Admission(
             settings.max_in_flight, settings.max_in_flight_bytes, settings.retry_after_seconds
         )
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.close()
 
     async def run(self, work: Callable[[], T]) -> T:
         """``work`` on a compute thread; the pool's size bounds the CPU work at once."""
-        return await asyncio.get_running_loop().run_in_executor(self.pool, work)
+        return await self.pool.run(work)
 
     async def _body(self, headers: Mapping[str, str], chunks: AsyncIterator[bytes]) -> bytes:
         return await codec.read_body(
