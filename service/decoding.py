@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import tempfile
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -114,6 +115,20 @@ def spool_directory() -> str:
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
 
 
+def _helper_init() -> None:
+    """In the helper: low priority, and exit as soon as the worker that started it is gone
+    (a SIGKILLed worker runs no clean-up, and an orphan would hold its stdout open)."""
+    lower_priority()
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def lower_priority() -> None:
     """Yield the CPU to the event loop: background work (decode helper, compute threads) runs
     at nice +10, so under saturation health checks and new connections still get a core."""
@@ -150,7 +165,7 @@ class Decoder:
             if self._pool is None:
                 # spawn: a fresh interpreter (forking a process that runs threads is unsafe).
                 context = multiprocessing.get_context("spawn")
-                self._pool = ProcessPoolExecutor(1, mp_context=context, initializer=lower_priority)
+                self._pool = ProcessPoolExecutor(1, mp_context=context, initializer=_helper_init)
             return self._pool
 
     def decode(self, body: bytes, max_elements: int) -> dict[str, Any]:

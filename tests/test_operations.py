@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import os
 import re
 import signal
 import threading
@@ -426,3 +427,70 @@ def test_metrics_aggregate_every_worker() -> None:
             labels = {"route": "/v1/losses/{name}", "loss": "mse", "status": "200"}
             counts.add(sample(text.decode(), "loss_service_requests_total", **labels))
     assert counts == {12.0}
+
+
+# ---- the compute pool ----------------------------------------------------------------------
+
+
+def test_compute_pool_returns_every_result_and_error_to_its_caller() -> None:
+    import asyncio
+
+    from service.scoring import ComputePool
+
+    pool = ComputePool(2)
+
+    def boom() -> None:
+        raise ValueError("from a compute thread")
+
+    async def main() -> tuple[list, BaseException | None]:
+        results = await asyncio.gather(*(pool.run(lambda i=i: i * i) for i in range(500)))
+        try:
+            await pool.run(boom)
+        except ValueError as error:
+            return results, error
+        return results, None
+
+    try:
+        results, error = asyncio.run(main())
+        assert results == [i * i for i in range(500)]
+        assert str(error) == "from a compute thread"
+        pool.close()  # threads stop; the next run starts new ones
+        again, _ = asyncio.run(main())
+        assert again == results
+    finally:
+        pool.close()
+
+
+def test_decode_helper_exits_when_its_worker_is_killed() -> None:
+    port = free_port()
+    with running(["--port", str(port)], clean_env()) as server:
+        server.wait_ready()
+        pid = server.process.pid
+        helpers = [
+            int(entry)
+            for entry in os.listdir("/proc")
+            if entry.isdigit() and _parent(int(entry)) == pid and b"spawn_main" in _cmdline(entry)
+        ]
+        assert len(helpers) == 1, helpers
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while os.path.exists(f"/proc/{helpers[0]}") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not os.path.exists(f"/proc/{helpers[0]}"), "the decode helper outlived its worker"
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            return int(file.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            return file.read()
+    except OSError:
+        return b""
