@@ -126,12 +126,27 @@ def _parse_int(text: str) -> int | float:
 
 
 def may_hold_booleans(body: bytes) -> bool:
-    """False when no ``true``/``false`` token can be in the body (a memchr-speed search).
+    """Whether ``true`` or ``false`` occurs anywhere in the body.
 
     NumPy reads ``[1, true]`` as the integers ``[1, 1]``; :func:`to_array` looks for booleans
-    inside arrays only when this says they may be there.
+    inside arrays only when this says they may be there. A plain ``b"true" in body`` runs at
+    ~1.4 GB/s (25 ms per word on a 1e6-element body). Numbers hold neither a ``u`` nor an
+    ``l``, so this looks for those letters with ``memchr`` (~10 GB/s) and checks the few
+    places they occur (keys, strings); past 64 of them it falls back to the plain search.
     """
-    return b"true" in body or b"false" in body
+    for letter, word, offset in ((b"u", b"true", 2), (b"l", b"false", 2)):
+        start = 0
+        for _ in range(64):
+            index = body.find(letter, start)
+            if index < 0:
+                break
+            if index >= offset and body.startswith(word, index - offset):
+                return True
+            start = index + 1
+        else:
+            if word in body:
+                return True
+    return False
 
 
 ENCODE_CHUNK = 65_536  # array entries per orjson call: ~3 ms, so the GIL changes hands often

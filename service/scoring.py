@@ -216,6 +216,9 @@ class Scoring:
         """``work`` on a compute thread; the pool's size bounds the CPU work at once."""
         return await self.pool.run(work)
 
+    def _busy(self) -> bool:
+        return self.admission.requests > 1
+
     async def _body(self, headers: Mapping[str, str], chunks: AsyncIterator[bytes]) -> bytes:
         return await codec.read_body(
             headers.get("content-length"), chunks, self.settings.max_body_bytes, self.admission
@@ -237,7 +240,7 @@ class Scoring:
             codec.check_json_content_type(headers.get("content-type"))
             body = await self._body(headers, chunks)
             payload = await self.run(
-                partial(decode_and_run, work, body, self.settings.max_elements)
+                partial(decode_and_run, work, body, self.settings.max_elements, self._busy())
             )
             return Reply(200, payload)
         except ServiceError as error:
@@ -266,6 +269,7 @@ class Scoring:
                     headers.get(HEADER_LENGTH.lower()),
                     settings.max_body_bytes,
                     settings.max_elements,
+                    self._busy(),
                 )
             )
         except ServiceError as error:
@@ -293,7 +297,8 @@ def score(spec: LossSpec, document: dict, max_elements: int, check_booleans: boo
     return loss_request.render(result, request.include)
 
 
-def decode_and_run(work: Work, body: bytes, max_elements: int) -> bytes:
-    """All the CPU work of one JSON request: decode, work, encode."""
-    document: dict[str, Any] = DECODER.decode(body, max_elements)
+def decode_and_run(work: Work, body: bytes, max_elements: int, busy: bool = False) -> bytes:
+    """All the CPU work of one JSON request: decode, work, encode. ``busy``: other scoring
+    requests are in flight (see :meth:`service.decoding.Decoder.decode`)."""
+    document: dict[str, Any] = DECODER.decode(body, max_elements, busy)
     return codec.encode(work(document, max_elements, codec.may_hold_booleans(body)))

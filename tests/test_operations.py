@@ -18,8 +18,10 @@ import numpy as np
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 
-from service import codec, scoring
+from service import codec, decoding, scoring
 from service.app import create_app
 from service.errors import PayloadTooLarge
 from service.logs import JsonFormatter
@@ -190,10 +192,10 @@ def test_past_max_in_flight_a_503_with_retry_after(monkeypatch: pytest.MonkeyPat
     entered, release = threading.Event(), threading.Event()
     real = scoring.decode_and_run
 
-    def held(work, body, max_elements):
+    def held(*args):
         entered.set()
         assert release.wait(timeout=30)
-        return real(work, body, max_elements)
+        return real(*args)
 
     monkeypatch.setattr(scoring, "decode_and_run", held)
     app = create_app(Settings(max_in_flight=1, retry_after_seconds=7), warm=lambda: 0)
@@ -307,11 +309,14 @@ OFFLOAD_CASES = [
 
 
 @pytest.mark.parametrize(("path", "body"), OFFLOAD_CASES)
-def test_the_decode_helper_answers_exactly_as_the_worker(path: str, body: dict) -> None:
+def test_the_decode_helper_answers_exactly_as_the_worker(
+    path: str, body: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every body decoded by the helper process (threshold 1 byte) gets byte for byte the
     answer of an in-worker decode: results and every error (NaN, booleans, ragged, strings,
     the element limit)."""
     payload = json.dumps(body).encode()  # NaN as the non-standard token, as Python sends it
+    monkeypatch.setattr(decoding, "ALWAYS", 1)  # a lone request too
     answers = []
     for threshold in (0, 1):
         settings = Settings(decode_offload_bytes=threshold, max_elements=10_000)
@@ -494,3 +499,34 @@ def _cmdline(pid: str) -> bytes:
             return file.read()
     except OSError:
         return b""
+
+
+@given(st.binary(max_size=300) | st.text('tfrueals[]0.1," u', max_size=300).map(str.encode))
+def test_may_hold_booleans_is_the_plain_search(body: bytes) -> None:
+    assert codec.may_hold_booleans(body) == (b"true" in body or b"false" in body)
+
+
+def test_may_hold_booleans_past_many_decoys() -> None:
+    decoys = b'{"u": "' + b"u l " * 500 + b'"}'
+    assert not codec.may_hold_booleans(decoys)
+    assert codec.may_hold_booleans(decoys + b"true")
+    assert codec.may_hold_booleans(decoys + b"[false]")
+
+
+def test_the_helper_is_used_when_busy_or_past_the_always_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decoder = decoding.Decoder()
+    decoder.configure(10)
+    used = []
+    monkeypatch.setattr(decoder, "_offload", lambda body, limit: used.append(len(body)))
+    body = orjson.dumps({"predictions": [1.0] * 8})
+    decoder.decode(body, 100, busy=False)
+    assert used == []  # a lone request decodes in the worker
+    decoder.decode(body, 100, busy=True)
+    assert used == [len(body)]
+    monkeypatch.setattr(decoding, "ALWAYS", len(body))
+    decoder.decode(body, 100, busy=False)
+    assert used == [len(body)] * 2
+    decoder.decode(b"{}", 100, busy=True)  # under the threshold: never
+    assert used == [len(body)] * 2

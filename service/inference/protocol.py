@@ -103,11 +103,12 @@ def infer(
     header_length: str | None,
     max_body_bytes: int,
     max_elements: int,
+    busy: bool = False,
 ) -> InferResponse:
     """All the CPU work of one inference request: decode, validate, compute, encode."""
     body = decode_content(body, content_encoding, max_body_bytes)
     framing = split_body(body, header_length)
-    request = _parse_header(framing, max_elements)
+    request = _parse_header(framing, max_elements, busy)
     decoded = decode_inputs(spec, request.inputs, framing, max_elements)
     parameters = dict(request.parameters or {})
     binary_default = _flag(parameters.pop("binary_data_output", False), "binary_data_output")
@@ -125,9 +126,9 @@ def infer(
     return encode_response(spec, request.id, result, outputs, datatype)
 
 
-def _parse_header(framing: Framing, max_elements: int) -> InferRequest:
+def _parse_header(framing: Framing, max_elements: int, busy: bool) -> InferRequest:
     try:
-        document = DECODER.decode(framing.header, max_elements)
+        document = DECODER.decode(framing.header, max_elements, busy)
     except MalformedBody as error:
         if framing.has_binary_header:
             raise
