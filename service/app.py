@@ -40,8 +40,10 @@ def create_app(settings: Settings | None = None, warm: Callable[[], int] = warm_
         install_drain(app.state.readiness, settings.drain_seconds)
 
         def warm_everything() -> int:
-            DECODER.start()  # the decode helper process
-            return warm()
+            helper_started = DECODER.start()  # the decode helper starts beside the kernels
+            count = warm()
+            helper_started()
+            return count
 
         # Compile kernels in a thread so /healthz answers (and /readyz says 503) meanwhile.
         warming = asyncio.create_task(

@@ -24,8 +24,10 @@ import os
 import tempfile
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -149,17 +151,28 @@ class Decoder:
     def configure(self, threshold: int) -> None:
         self.threshold = threshold
 
-    def start(self) -> None:
-        """Start the helper and wait until it has imported what it needs. If it cannot start,
-        log why and decode everything in the worker (slower for large bodies, still correct)."""
+    def start(self) -> Callable[[], None]:
+        """Start the helper; the returned function waits until it has imported what it needs
+        (so warm-up can compile kernels meanwhile). If it cannot start, that logs why and the
+        worker decodes everything itself (slower for large bodies, still correct)."""
         if self.threshold <= 0:
-            return
+            return lambda: None
         try:
-            self._executor().submit(decode_in_helper, b"{}", 0).result()
+            job = self._executor().submit(decode_in_helper, b"{}", 0)
         except Exception as error:
-            logger.warning("decode helper did not start (%s); decoding in the worker", error)
-            self.close()
-            self.threshold = 0
+            return partial(self._failed, error)
+        return partial(self._wait, job)
+
+    def _wait(self, job: Future) -> None:
+        try:
+            job.result()
+        except Exception as error:
+            self._failed(error)
+
+    def _failed(self, error: Exception) -> None:
+        logger.warning("decode helper did not start (%s); decoding in the worker", error)
+        self.close()
+        self.threshold = 0
 
     def _executor(self) -> ProcessPoolExecutor:
         with self._lock:
