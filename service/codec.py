@@ -134,6 +134,8 @@ def may_hold_booleans(body: bytes) -> bool:
     ``l``, so this looks for those letters with ``memchr`` (~10 GB/s) and checks the few
     places they occur (keys, strings); past 64 of them it falls back to the plain search.
     """
+    if len(body) < 65_536:  # the plain search is cheaper than the loop below
+        return b"true" in body or b"false" in body
     for letter, word, offset in ((b"u", b"true", 2), (b"l", b"false", 2)):
         start = 0
         for _ in range(64):
@@ -161,6 +163,8 @@ def encode(payload: dict[str, Any]) -> bytes:
     Arrays of more than ``ENCODE_CHUNK`` entries are encoded in blocks spliced into the
     document, so no single call holds the GIL long (a 1e6-entry gradient would take ~40 ms).
     """
+    if not _holds_large_array(payload):
+        return orjson.dumps(payload, option=NUMPY)
     blocks: list[np.ndarray] = []
     marker = _BLOCK_MARKER
 
@@ -181,6 +185,16 @@ def encode(payload: dict[str, Any]) -> bytes:
         index, rest = piece.split(b'"', 1)
         out += [_encode_array(blocks[int(index)]), rest]
     return b"".join(out)
+
+
+def _holds_large_array(node: dict[str, Any]) -> bool:
+    for value in node.values():
+        if isinstance(value, np.ndarray):
+            if value.size > ENCODE_CHUNK:
+                return True
+        elif isinstance(value, dict) and _holds_large_array(value):
+            return True
+    return False
 
 
 def _encode_array(array: np.ndarray) -> bytes:

@@ -507,7 +507,7 @@ def test_may_hold_booleans_is_the_plain_search(body: bytes) -> None:
 
 
 def test_may_hold_booleans_past_many_decoys() -> None:
-    decoys = b'{"u": "' + b"u l " * 500 + b'"}'
+    decoys = b'{"u": "' + b"u l " * 500 + b'", "x": [' + b"0.5," * 20_000 + b"1]}"
     assert not codec.may_hold_booleans(decoys)
     assert codec.may_hold_booleans(decoys + b"true")
     assert codec.may_hold_booleans(decoys + b"[false]")
