@@ -8,6 +8,7 @@ error: where an array is ragged, which entry is a string, which value is NaN.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import AsyncIterator
 from itertools import chain
@@ -268,8 +269,10 @@ def holds_boolean(value: list, ndim: int) -> bool:
 
 
 def require_finite(array: np.ndarray, field: str) -> None:
+    if math.isfinite(array.sum()):  # a NaN or infinity anywhere makes the sum non-finite
+        return
     finite = np.isfinite(array)
-    if finite.all():
+    if finite.all():  # the sum overflowed, the entries did not
         return
     index = np.unravel_index(int(np.argmin(finite)), array.shape)
     value = array[index]

@@ -7,6 +7,7 @@ composite evaluation and the inference protocol later) goes through :func:`compu
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,8 +114,10 @@ def _compute(
 
 
 def _require_finite(values: np.ndarray, batch: Batch, what: str) -> None:
+    if math.isfinite(values.sum()):  # a NaN or infinity anywhere makes the sum non-finite
+        return
     finite = np.isfinite(values)
-    if finite.all():
+    if finite.all():  # the sum overflowed, the values did not
         return
     first = int(np.argmin(finite))
     sample = first // (values.size // batch.n_samples)

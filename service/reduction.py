@@ -65,7 +65,9 @@ def weigh(batch: Batch, sample_weight: np.ndarray | None) -> Weights:
         per_sample_total = np.full(n, float(k))
     else:
         per_sample_total = element.reshape(n, k).sum(axis=1)
-    if sample_weight is None:
+    if sample_weight is None and element is None:
+        total = float(n * k)  # what the sum of n copies of k gives, exactly
+    elif sample_weight is None:
         total = float(per_sample_total.sum())
     else:
         total = float(sample_weight @ per_sample_total)
@@ -110,10 +112,16 @@ def reduce(element_losses: np.ndarray, weights: Weights, reduction: Reduction) -
         per_sample_sum = losses.sum(axis=1)
     else:
         per_sample_sum = np.einsum("ij,ij->i", losses, weights.element.reshape(n, k))
-    per_sample = np.zeros(n)
-    np.divide(
-        per_sample_sum, weights.per_sample_total, out=per_sample, where=weights.per_sample_total > 0
-    )
+    if weights.element is None and k > 0:  # every sample's total is k: one division
+        per_sample = per_sample_sum / float(k)
+    else:
+        per_sample = np.zeros(n)
+        np.divide(
+            per_sample_sum,
+            weights.per_sample_total,
+            out=per_sample,
+            where=weights.per_sample_total > 0,
+        )
     if weights.sample is None:
         total_sum = float(per_sample_sum.sum())
     else:
