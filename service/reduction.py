@@ -82,6 +82,8 @@ def gradient_scale(weights: Weights, reduction: Reduction) -> np.ndarray:
     """
     n, k = weights.n_samples, weights.elements_per_sample
     if weights.sample is None and weights.element is None:
+        if reduction == "mean" and weights.total > 0:
+            return np.full(n * k, 1.0 / weights.total)  # = 1 / W, each weight being 1
         scale = np.ones(n * k)
     elif weights.element is None:
         scale = np.repeat(weights.sample, k)

@@ -112,10 +112,10 @@ def output_datatype(predictions_datatype: str) -> Datatype:
 
 def encode_output(
     name: str, values: np.ndarray, datatype: str, binary: bool
-) -> tuple[dict[str, Any], bytes | None]:
+) -> tuple[dict[str, Any], memoryview | None]:
     """One response tensor: its JSON entry and, when ``binary``, its little-endian bytes."""
     array = np.ascontiguousarray(values, dtype=DTYPES[datatype])
-    if not np.isfinite(array).all():
+    if not math.isfinite(array.sum()) and not np.isfinite(array).all():
         raise NonFiniteResult(
             ["body", "outputs", name],
             f"{name} does not fit in {datatype} (its float64 value is finite); "
@@ -123,8 +123,8 @@ def encode_output(
         )
     entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
     if binary:
-        raw = array.tobytes()
-        entry["parameters"] = {"binary_data_size": len(raw)}
+        raw = memoryview(array).cast("B")  # no copy: the response joins the chunks once
+        entry["parameters"] = {"binary_data_size": raw.nbytes}
         return entry, raw
     entry["data"] = array.reshape(-1)
     return entry, None
