@@ -29,9 +29,7 @@ BINARY = "application/octet-stream"
 ERRORS = {
     400: {"description": "Invalid request; problem+json with an `error` member."},
     404: {"description": "Unknown model (loss) or version."},
-    401: {"description": "API keys are configured and the request carries no valid one."},
     413: {"description": "Body, decompressed body or element count over the limit."},
-    503: {"description": "Overloaded (see Retry-After), or the model is not ready."},
 }
 
 

@@ -26,11 +26,9 @@ ERROR_RESPONSES = {
     for status, description in {
         400: "Malformed JSON.",
         404: "Unknown loss.",
-        401: "API keys are configured and the request carries no valid one.",
         413: "Body or element count over the configured limit.",
         415: "Content-Type is not JSON.",
         422: "The request does not fit the loss (structure, shape, domain, non-finite result).",
-        503: "Overloaded: too many requests or body bytes in flight; see Retry-After.",
     }.items()
 }
 
