@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> None:
         log_level=settings.log_level,
         log_config=logging_config(settings.log_level),
         access_log=False,  # the front layer writes one JSON line per request instead
+        # The peer address is logged as it is; X-Forwarded-For is not trusted (behind nginx,
+        # its own log has the client, and X-Request-ID ties the two lines together).
+        proxy_headers=False,
         timeout_keep_alive=settings.keepalive_seconds,
         timeout_graceful_shutdown=settings.graceful_timeout_seconds,
     )

@@ -114,6 +114,8 @@ class Front:
         self.state = app.state
         self.scoring: Scoring = app.state.scoring
         self.keys = ApiKeys(settings.api_keys) if settings.api_keys else None
+        admission = self.scoring.admission
+        self.count_in_flight = not monitoring.watch_in_flight(lambda: admission.requests)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -189,12 +191,14 @@ class Front:
             admission.enter()
         except ServiceError as error:
             return problem_reply(error, inference=inference)
-        monitoring.IN_FLIGHT.inc()
+        if self.count_in_flight:
+            monitoring.IN_FLIGHT.inc()
         try:
             return await serve(exchange.body(receive))
         finally:
             admission.leave()
-            monitoring.IN_FLIGHT.dec()
+            if self.count_in_flight:
+                monitoring.IN_FLIGHT.dec()
 
     def _scoring_route(
         self, path: str, method: str, headers: dict[bytes, bytes]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+from collections.abc import Callable
 from typing import Any
 
 import numba
@@ -96,6 +97,16 @@ def observe_request(
     response_size.observe(sent)
     if received is not None:
         request_size.observe(received)
+
+
+def watch_in_flight(read: Callable[[], int]) -> bool:
+    """Let the in-flight gauge read the admission count at scrape time (no work per request).
+    Returns False in multiprocess mode, where each worker must write its own value: the
+    caller then moves the gauge itself."""
+    if os.environ.get(MULTIPROCESS_ENV):
+        return False
+    IN_FLIGHT.set_function(read)
+    return True
 
 
 def exposition() -> tuple[bytes, str]:
