@@ -169,7 +169,7 @@ class ComputePool:
             loop, future, work = job
             try:
                 done: Done = (future, True, work())
-            except Exception as error:
+            except BaseException as error:  # the caller raises it; this thread never dies
                 done = (future, False, error)
             if not pending:
                 oldest = time.perf_counter()
