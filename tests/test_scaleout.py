@@ -23,7 +23,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -36,9 +35,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_server import clean_env, free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 NGINX_CONF = ROOT / "deploy" / "nginx" / "nginx.conf"
-PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 READY_TIMEOUT = 120.0  # a cold numba cache compiles every kernel (~20 s); warm is ~2 s
 REQUEST_TIMEOUT = 30.0
 CLIENT_THREADS = 6
@@ -54,24 +54,6 @@ def nginx_binary() -> str | None:
     if found is None and os.access("/usr/sbin/nginx", os.X_OK):
         found = "/usr/sbin/nginx"
     return found
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def clean_env(**variables: str) -> dict[str, str]:
-    """This environment without LOSS_SERVICE_* or proxy settings, plus ``variables``."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("LOSS_SERVICE_") and name.lower() not in PROXY_VARIABLES
-    }
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(variables)
-    return env
 
 
 def request(
