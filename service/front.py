@@ -47,6 +47,18 @@ _ID_COUNTER = itertools.count(1)
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/metrics"})
 
 
+#: The headers the scoring pipeline reads, as its str names and the raw ASGI keys.
+_SCORING_HEADERS = tuple(
+    (name, name.encode())
+    for name in (
+        "content-length",
+        "content-type",
+        "content-encoding",
+        "inference-header-content-length",
+    )
+)
+
+
 class Unauthorized(ServiceError):
     status, slug, title = 401, "unauthorized", "Unauthorized"
 
@@ -206,10 +218,9 @@ class Front:
         """The scoring coroutine for this path, or None for the FastAPI app."""
         parts = path.split("/")
         text = {
-            name.decode("latin-1"): value.decode("latin-1")
-            for name, value in headers.items()
-            if name in (b"content-length", b"content-type", b"content-encoding")
-            or name == b"inference-header-content-length"
+            name: value.decode("latin-1")
+            for name, key in _SCORING_HEADERS
+            if (value := headers.get(key)) is not None
         }
         if len(parts) == 4 and parts[1] == "v1" and parts[2] == "losses" and parts[3]:
             return partial(self._loss, parts[3], text)
