@@ -203,6 +203,9 @@ def _amend(document: dict[str, Any]) -> None:
         responses = operation.setdefault("responses", {})
         v2 = path.startswith("/v2")
         error_schema = "InferenceProblem" if v2 else "Problem"
+        if responses.get("422", {}).get("description") == "Validation Error":
+            # FastAPI's own 422 for path parameters: they are plain strings, it cannot happen.
+            del responses["422"]
         for status, response in list(responses.items()):
             if status.startswith("4"):
                 responses[status] = _problem(response.get("description", ""), error_schema)
