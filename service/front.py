@@ -23,7 +23,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import FastAPI
 
@@ -45,6 +45,8 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 _ID_PREFIX = os.urandom(8).hex()
 _ID_COUNTER = itertools.count(1)
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/metrics"})
+FIXED_PATHS = frozenset({"/v1/losses", "/v1/evaluate", "/v2", "/docs", "/redoc", "/openapi.json"})
+INFER_TEMPLATES = ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer")
 
 
 #: The headers the scoring pipeline reads, as its str names and the raw ASGI keys.
@@ -97,24 +99,33 @@ class ApiKeys:
             )
 
 
-def route_of(path: str) -> tuple[str, str]:
-    """``(route template, loss)`` for metrics and logs: bounded label values."""
-    if path in OPEN_PATHS or path in ("/v1/losses", "/v1/evaluate", "/v2", "/docs", "/redoc"):
-        return path, ""
-    if path == "/openapi.json":
-        return path, ""
+class Route(NamedTuple):
+    """What a path is: its template, the loss (or model) name as sent, the canonical loss name
+    for metrics and logs (``"unknown"`` when it names none), and a ``/v2`` model version."""
+
+    template: str
+    name: str = ""
+    loss: str = ""
+    version: str | None = None
+
+
+def route_of(path: str) -> Route:
+    """The route of ``path``, parsed once for labels (bounded values) and for dispatch."""
+    if path in OPEN_PATHS or path in FIXED_PATHS:
+        return Route(path)
     parts = path.split("/")
-    if len(parts) == 4 and parts[1] == "v1" and parts[2] == "losses":
-        return "/v1/losses/{name}", canonical_name(parts[3]) or "unknown"
-    if len(parts) >= 4 and parts[1] == "v2" and parts[2] == "models":
-        rest = parts[4:]
+    if len(parts) == 4 and parts[1] == "v1" and parts[2] == "losses" and parts[3]:
+        return Route("/v1/losses/{name}", parts[3], canonical_name(parts[3]) or "unknown")
+    if len(parts) >= 4 and parts[1] == "v2" and parts[2] == "models" and parts[3]:
+        rest, version = parts[4:], None
         template = "/v2/models/{name}"
         if len(rest) >= 2 and rest[0] == "versions":
             template += "/versions/{version}"
-            rest = rest[2:]
+            rest, version = rest[2:], rest[1]
         if rest in ([], ["ready"], ["infer"]):
-            return "/".join([template, *rest]), canonical_name(parts[3]) or "unknown"
-    return "unmatched", ""
+            loss = canonical_name(parts[3]) or "unknown"
+            return Route("/".join([template, *rest]), parts[3], loss, version)
+    return Route("unmatched")
 
 
 class Front:
@@ -140,10 +151,10 @@ class Front:
             given_id = f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
         request_id = given_id
         path, method = scope["path"], scope["method"]
-        route, loss = route_of(path)
+        route = route_of(path)
         exchange = Exchange(send, request_id)
         try:
-            reply = await self._serve(scope, receive, exchange, headers, path, method)
+            reply = await self._serve(scope, receive, exchange, headers, route, method)
             if reply is not None:
                 await exchange.reply(reply)
         except ClientGone:
@@ -157,7 +168,13 @@ class Front:
         finally:
             seconds = time.perf_counter() - started
             monitoring.observe_request(
-                route, loss, method, exchange.status, seconds, exchange.received, exchange.sent
+                route.template,
+                route.loss,
+                method,
+                exchange.status,
+                seconds,
+                exchange.received,
+                exchange.sent,
             )
             if logs.ACCESS.isEnabledFor(logging.INFO):
                 logs.access(
@@ -165,8 +182,8 @@ class Front:
                         "request_id": request_id,
                         "method": method,
                         "path": path,
-                        "route": route,
-                        "loss": loss or None,
+                        "route": route.template,
+                        "loss": route.loss or None,
                         "status": exchange.status,
                         "duration_ms": round(seconds * 1e3, 3),
                         "request_bytes": exchange.received,
@@ -181,9 +198,10 @@ class Front:
         receive: Receive,
         exchange: Exchange,
         headers: dict[bytes, bytes],
-        path: str,
+        route: Route,
         method: str,
     ) -> Reply | None:
+        path = scope["path"]
         inference = path.startswith("/v2")
         if (
             self.keys is not None
@@ -194,7 +212,7 @@ class Front:
                 self.keys.check(headers)
             except Unauthorized as error:
                 return problem_reply(error, inference=inference)
-        serve = self._scoring_route(path, method, headers) if method == "POST" else None
+        serve = self._scoring_route(route, headers) if method == "POST" else None
         if serve is None:
             await self.app(scope, receive, exchange.wrap)
             return None
@@ -213,25 +231,21 @@ class Front:
                 monitoring.IN_FLIGHT.dec()
 
     def _scoring_route(
-        self, path: str, method: str, headers: dict[bytes, bytes]
+        self, route: Route, headers: dict[bytes, bytes]
     ) -> Callable[[AsyncIterator[bytes]], Awaitable[Reply]] | None:
-        """The scoring coroutine for this path, or None for the FastAPI app."""
-        parts = path.split("/")
+        """The scoring coroutine of a POST to ``route``, or None for the FastAPI app."""
         text = {
             name: value.decode("latin-1")
             for name, key in _SCORING_HEADERS
             if (value := headers.get(key)) is not None
         }
-        if len(parts) == 4 and parts[1] == "v1" and parts[2] == "losses" and parts[3]:
-            return partial(self._loss, parts[3], text)
-        if path == "/v1/evaluate":
+        if route.template == "/v1/losses/{name}":
+            return partial(self._loss, route.name, text)
+        if route.template == "/v1/evaluate":
             return partial(self.scoring.evaluate, text)
-        if len(parts) >= 5 and parts[1] == "v2" and parts[2] == "models" and parts[-1] == "infer":
-            if len(parts) == 5:
-                return partial(self.scoring.infer, partial(inference_model, parts[3]), text)
-            if len(parts) == 7 and parts[4] == "versions":
-                model = partial(inference_model, parts[3], parts[5])
-                return partial(self.scoring.infer, model, text)
+        if route.template in INFER_TEMPLATES:
+            model = partial(inference_model, route.name, route.version)
+            return partial(self.scoring.infer, model, text)
         return None
 
     async def _loss(
