@@ -8,7 +8,6 @@ error: where an array is ragged, which entry is a string, which value is NaN.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import AsyncIterator
 from itertools import chain
@@ -26,6 +25,7 @@ from service.errors import (
     body_loc,
     index_text,
 )
+from service.finite import first_non_finite
 
 NUMPY = orjson.OPT_SERIALIZE_NUMPY
 JSON_MEDIA_TYPES = ("application/json",)
@@ -269,12 +269,10 @@ def holds_boolean(value: list, ndim: int) -> bool:
 
 
 def require_finite(array: np.ndarray, field: str) -> None:
-    if math.isfinite(array.sum()):  # a NaN or infinity anywhere makes the sum non-finite
+    first = first_non_finite(array)
+    if first is None:
         return
-    finite = np.isfinite(array)
-    if finite.all():  # the sum overflowed, the entries did not
-        return
-    index = np.unravel_index(int(np.argmin(finite)), array.shape)
+    index = np.unravel_index(first, array.shape)
     value = array[index]
     kind = "NaN" if np.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     raise DomainError(

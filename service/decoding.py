@@ -58,15 +58,17 @@ def decode_in_helper(body: bytes, max_elements: int) -> dict[str, Any] | None:
     except Exception:
         return None
     lists = [
-        (node, key) for node, key in _tensor_slots(document) if isinstance(node.get(key), list)
+        (node, key, codec.nested_size(node[key]))
+        for node, key in _tensor_slots(document)
+        if isinstance(node.get(key), list)
     ]
-    if sum(codec.nested_size(node[key]) for node, key in lists) > max_elements:
+    if sum(size for _, _, size in lists) > max_elements:
         return None  # the worker's own decode answers 413 before allocating
     booleans = codec.may_hold_booleans(body)
-    for node, key in lists:
-        value = node[key]
-        if codec.nested_size(value) < SMALL:
+    for node, key, size in lists:
+        if size < SMALL:
             continue
+        value = node[key]
         try:
             array = np.asarray(value)
         except (ValueError, TypeError, OverflowError, RecursionError):

@@ -7,7 +7,6 @@ composite evaluation and the inference protocol later) goes through :func:`compu
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ from service import monitoring, parallel
 from service import reduction as reducing
 from service.contracts import Batch, Inputs
 from service.errors import NonFiniteResult
+from service.finite import first_non_finite
 from service.registry import LossSpec
 
 
@@ -114,12 +114,9 @@ def _compute(
 
 
 def _require_finite(values: np.ndarray, batch: Batch, what: str) -> None:
-    if math.isfinite(values.sum()):  # a NaN or infinity anywhere makes the sum non-finite
+    first = first_non_finite(values)
+    if first is None:
         return
-    finite = np.isfinite(values)
-    if finite.all():  # the sum overflowed, the values did not
-        return
-    first = int(np.argmin(finite))
     sample = first // (values.size // batch.n_samples)
     raise NonFiniteResult(
         ["body", "predictions", sample],

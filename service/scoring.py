@@ -28,7 +28,7 @@ from service.decoding import DECODER, lower_priority
 from service.engine import compute
 from service.errors import PROBLEM_MEDIA_TYPE, ServiceError
 from service.inference import protocol
-from service.inference.errors import protocol_status
+from service.inference.errors import protocol_problem
 from service.inference.transport import HEADER_LENGTH
 from service.registry import LossSpec
 from service.settings import Settings
@@ -48,9 +48,7 @@ class Reply:
 
 def problem_reply(error: ServiceError, *, inference: bool = False) -> Reply:
     """problem+json; for ``/v2`` with the protocol's status and ``error`` member."""
-    body = error.problem()
-    if inference:
-        body.update(status=protocol_status(error), error=error.detail)
+    body = protocol_problem(error) if inference else error.problem()
     return Reply(
         body["status"],
         orjson.dumps(body),

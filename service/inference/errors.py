@@ -39,10 +39,16 @@ def protocol_status(error: ServiceError) -> int:
     return 400 if isinstance(error, InvalidInput) else error.status
 
 
+def protocol_problem(error: ServiceError) -> dict:
+    """The problem+json body with the protocol's status and ``error`` member."""
+    return {**error.problem(), "status": protocol_status(error), "error": error.detail}
+
+
 def problem_response(error: ServiceError) -> Response:
-    """problem+json with the protocol's ``error`` member and status."""
-    status = protocol_status(error)
-    body = {**error.problem(), "status": status, "error": error.detail}
+    body = protocol_problem(error)
     return Response(
-        orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=error.headers
+        orjson.dumps(body),
+        status_code=body["status"],
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=error.headers,
     )

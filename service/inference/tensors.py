@@ -19,6 +19,7 @@ import numpy as np
 from service.codec import require_finite, to_array
 from service.domain import fail_at
 from service.errors import NonFiniteResult, StructureError
+from service.finite import first_non_finite
 from service.inference.errors import MalformedTensorData
 
 Datatype = Literal["FP32", "FP64", "INT32", "INT64"]
@@ -115,7 +116,7 @@ def encode_output(
 ) -> tuple[dict[str, Any], memoryview | None]:
     """One response tensor: its JSON entry and, when ``binary``, its little-endian bytes."""
     array = np.ascontiguousarray(values, dtype=DTYPES[datatype])
-    if not math.isfinite(array.sum()) and not np.isfinite(array).all():
+    if first_non_finite(array) is not None:
         raise NonFiniteResult(
             ["body", "outputs", name],
             f"{name} does not fit in {datatype} (its float64 value is finite); "
