@@ -67,6 +67,24 @@ class PayloadTooLarge(ServiceError):
     status, slug, title = 413, "payload-too-large", "Payload Too Large"
 
 
+class WorkTooLarge(PayloadTooLarge):
+    """413: the request's estimated work is past ``LOSS_SERVICE_MAX_WORK``."""
+
+    slug, title = "work-too-large", "Work Too Large"
+
+
+class RequestTimeout(ServiceError):
+    """408: the body stalled (``LOSS_SERVICE_BODY_TIMEOUT_SECONDS``); the connection closes."""
+
+    status, slug, title = 408, "request-timeout", "Request Timeout"
+
+
+class DeadlineExceeded(ServiceError):
+    """504: the computation passed ``LOSS_SERVICE_COMPUTE_TIMEOUT_SECONDS`` and was stopped."""
+
+    status, slug, title = 504, "deadline-exceeded", "Deadline Exceeded"
+
+
 class UnsupportedMediaType(ServiceError):
     status, slug, title = 415, "unsupported-media-type", "Unsupported Media Type"
 

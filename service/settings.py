@@ -70,6 +70,57 @@ class Settings(BaseSettings):
         description="Idle keep-alive timeout; keep it above the load balancer's (nginx 60 s).",
     )
 
+    body_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Longest wait for the next bytes of a request body; past it a 408 and the "
+        "connection is closed.",
+    )
+    body_min_bytes_per_second: int = Field(
+        16_384,
+        ge=0,
+        description="Once a body has been arriving for body_timeout_seconds, it must average at "
+        "least this rate; slower is a 408 (0 turns the rate check off).",
+    )
+    header_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="A request's line and headers must be complete this long after the connection "
+        "opens (or after its first byte, on a kept-alive connection); else the connection closes.",
+    )
+    max_header_bytes: int = Field(
+        65_536, ge=1024, description="Request line plus headers; past it a 431 and a close."
+    )
+    max_connections: int = Field(
+        0,
+        ge=0,
+        description="Open connections per worker; 0 derives it from the open-file limit. At the "
+        "bound the oldest idle or unfinished connection is closed to make room.",
+    )
+    max_work: float = Field(
+        5e9,
+        gt=0,
+        description="Largest estimated work of one request, in work units (about one mse entry "
+        "each); past it a 413 that says what fits.",
+    )
+    heavy_work: float = Field(
+        2e7,
+        ge=0,
+        description="Requests estimated above this many work units compute in the heavy lane, so "
+        "cheap requests never wait behind them.",
+    )
+    heavy_threads: int = Field(
+        default_factory=lambda: max(1, (os.cpu_count() or 1) // 2),
+        ge=1,
+        description="Threads of the heavy lane (requests computed there at once per worker).",
+    )
+    compute_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Deadline of one request's computation; past it the work stops and the "
+        "answer is a 504.",
+    )
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
