@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
 from itertools import chain
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import orjson
@@ -19,7 +18,6 @@ import orjson
 from service.errors import (
     DomainError,
     MalformedBody,
-    PayloadTooLarge,
     StructureError,
     UnsupportedMediaType,
     body_loc,
@@ -49,54 +47,6 @@ def check_json_content_type(raw: str | None) -> None:
     )
 
 
-class ByteBudget(Protocol):
-    """Body bytes a worker may hold at once: ``reserve`` raises (a 503) past it."""
-
-    def reserve(self, size: int) -> None: ...
-
-    def release(self, size: int) -> None: ...
-
-
-async def read_body(
-    declared: str | None, stream: AsyncIterator[bytes], max_bytes: int, budget: ByteBudget
-) -> bytes:
-    """The whole body, refused with 413 as soon as it is known to exceed ``max_bytes``.
-
-    ``declared`` is the Content-Length header: it is checked, and its bytes reserved in
-    ``budget``, before anything is read; a chunked body is counted and reserved as it streams,
-    so an oversized one is never held in memory. On success exactly ``len(body)`` bytes stay
-    reserved (the caller releases them); on failure nothing does.
-    """
-    reserved = 0
-    try:
-        if declared is not None and declared.isdigit():
-            if int(declared) > max_bytes:
-                raise PayloadTooLarge(
-                    f"the body has {int(declared)} bytes; the limit is {max_bytes} "
-                    "(LOSS_SERVICE_MAX_BODY_BYTES)",
-                )
-            budget.reserve(int(declared))
-            reserved = int(declared)
-        chunks: list[bytes] = []
-        received = 0
-        async for chunk in stream:
-            received += len(chunk)
-            if received > max_bytes:
-                raise PayloadTooLarge(
-                    f"the body exceeds the limit of {max_bytes} bytes "
-                    "(LOSS_SERVICE_MAX_BODY_BYTES)",
-                )
-            if received > reserved:
-                budget.reserve(received - reserved)
-                reserved = received
-            chunks.append(chunk)
-    except BaseException:
-        budget.release(reserved)
-        raise
-    budget.release(reserved - received)
-    return b"".join(chunks)
-
-
 def decode_json_object(body: bytes) -> dict[str, Any]:
     """Parse the body as one JSON object.
 
@@ -105,7 +55,7 @@ def decode_json_object(body: bytes) -> dict[str, Any]:
     re-read with the standard library, which accepts them, so the finiteness stage can answer
     with the contract's 422 naming the field and index, rather than a vague 400.
     """
-    if not body.strip():
+    if not body or body.isspace():  # (no strip(): it would copy a bytearray body)
         raise MalformedBody("the request body is empty; expected a JSON object")
     try:
         document = orjson.loads(body)
@@ -167,25 +117,27 @@ def encode(payload: dict[str, Any]) -> bytes:
     if not _holds_large_array(payload):
         return orjson.dumps(payload, option=NUMPY)
     blocks: list[np.ndarray] = []
-    marker = _BLOCK_MARKER
-
-    def swap(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {key: swap(value) for key, value in node.items()}
-        if isinstance(node, np.ndarray) and node.size > ENCODE_CHUNK:
-            blocks.append(node)
-            return f"{marker}{len(blocks) - 1}"
-        return node
-
-    skeleton = orjson.dumps(swap(payload), option=orjson.OPT_SERIALIZE_NUMPY)
+    skeleton = orjson.dumps(_swap_blocks(payload, blocks), option=NUMPY)
     if not blocks:
         return skeleton
-    pieces = skeleton.split(f'"{marker}'.encode())
+    pieces = skeleton.split(f'"{_BLOCK_MARKER}'.encode())
     out = [pieces[0]]
     for piece in pieces[1:]:
         index, rest = piece.split(b'"', 1)
         out += [_encode_array(blocks[int(index)]), rest]
     return b"".join(out)
+
+
+def _swap_blocks(node: Any, blocks: list[np.ndarray]) -> Any:
+    """``node`` with each large array replaced by a marker string naming its place in
+    ``blocks``. (A module function, not a closure calling itself: such a closure is a reference
+    cycle, and it kept every response's arrays alive until a full garbage collection.)"""
+    if isinstance(node, dict):
+        return {key: _swap_blocks(value, blocks) for key, value in node.items()}
+    if isinstance(node, np.ndarray) and node.size > ENCODE_CHUNK:
+        blocks.append(node)
+        return f"{_BLOCK_MARKER}{len(blocks) - 1}"
+    return node
 
 
 def _holds_large_array(node: dict[str, Any]) -> bool:

@@ -134,11 +134,12 @@ def _helper_init() -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def lower_priority() -> None:
+def lower_priority(nice: int = BACKGROUND_NICE) -> None:
     """Yield the CPU to the event loop: background work (decode helper, compute threads) runs
-    at nice +10, so under saturation health checks and new connections still get a core."""
+    at nice +10 (the heavy lane at +15), so under saturation health checks and new connections
+    still get a core, and cheap requests get more of it than expensive ones."""
     with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
 class Decoder:

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from service import monitoring, parallel
+from service import monitoring, parallel, work
 from service import reduction as reducing
 from service.contracts import Batch, Inputs
+from service.deadline import current as current_deadline
 from service.errors import NonFiniteResult
 from service.finite import first_non_finite
 from service.registry import LossSpec
@@ -62,6 +63,9 @@ def _compute(
     reduction: reducing.Reduction,
     with_gradient: bool,
 ) -> LossResult:
+    deadline = current_deadline()
+    if deadline is not None:
+        deadline.check()
     batch = spec.contract.prepare(inputs, params)
     sample_weight = reducing.check_sample_weight(inputs.sample_weight, batch.n_samples)
     if spec.domain is not None:
@@ -82,6 +86,8 @@ def _compute(
         gradient.reshape(-1),
         spec.kernel_args(params),
         threads=KERNEL_THREADS.value,
+        seconds=work.loss_seconds(spec, inputs, params),
+        deadline=deadline,
     )
     monitoring.kernel_series(spec.name).observe(time.perf_counter() - started)
     _require_finite(losses, batch, "loss")

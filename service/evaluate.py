@@ -18,9 +18,11 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
+from service import codec, work
 from service import metrics as metric_module
 from service.codec import require_finite, to_array
 from service.contracts import Inputs
+from service.deadline import checkpoint
 from service.engine import LossResult, compute
 from service.errors import InvalidInput, NonFiniteResult, StructureError
 from service.loss_request import (
@@ -92,8 +94,21 @@ class PreparedTerm:
     params: Any
 
 
-def evaluate(document: dict[str, Any], max_elements: int, check_booleans: bool) -> dict[str, Any]:
-    """Validate, compute every term, regularization and metrics; the response body."""
+@dataclass(frozen=True)
+class PreparedEvaluation:
+    """A validated evaluation: its terms, inputs, metrics and regularization, ready to run."""
+
+    terms: list[PreparedTerm]
+    inputs: Inputs
+    metrics: list[Any]
+    regularization: Regularization | None
+    parameters: np.ndarray | dict[str, np.ndarray] | None
+    reduction: Any
+    include: frozenset[str]
+
+
+def prepare(document: dict[str, Any], max_elements: int, check_booleans: bool) -> work.Plan:
+    """Validate everything and estimate the work (every term, the metrics, the outputs)."""
     try:
         request = EvaluateRequest.model_validate(document)
     except ValidationError as error:
@@ -104,10 +119,44 @@ def evaluate(document: dict[str, Any], max_elements: int, check_booleans: bool) 
     budget = ElementBudget(max_elements)
     inputs = read_inputs(request, budget, check_booleans)
     parameters = _parameters(request.regularization, budget, check_booleans)
-    include = frozenset(request.include)
-    results = [(term, _run(term, inputs, request.reduction, include)) for term in terms]
-    regularization = _regularization(request.regularization, parameters)
-    body: dict[str, Any] = {"reduction": request.reduction}
+    prepared = PreparedEvaluation(
+        terms,
+        inputs,
+        metric_requests,
+        request.regularization,
+        parameters,
+        request.reduction,
+        frozenset(request.include),
+    )
+    return work.Plan(_estimate(prepared), partial(run_encoded, prepared))
+
+
+def _estimate(prepared: PreparedEvaluation) -> work.Estimate:
+    inputs = prepared.inputs
+    entries = inputs.predictions.size
+    seconds = sum(work.loss_seconds(term.spec, inputs, term.params) for term in prepared.terms)
+    seconds += work.METRIC_SECONDS * entries * len(prepared.metrics)
+    outputs = inputs.predictions.shape[0] * (1 + len(prepared.terms))
+    if "gradient" in prepared.include:
+        outputs += entries
+    seconds += work.output_seconds(outputs)
+    names = ", ".join(term.spec.name for term in prepared.terms)
+    return work.Estimate(seconds, entries, f"{names} on {entries:,} prediction entries")
+
+
+def run_encoded(prepared: PreparedEvaluation) -> bytes:
+    return codec.encode(run(prepared))
+
+
+def run(prepared: PreparedEvaluation) -> dict[str, Any]:
+    """Compute every term, regularization and metrics; the response body."""
+    inputs, include = prepared.inputs, prepared.include
+    results = []
+    for term in prepared.terms:
+        checkpoint()
+        results.append((term, _run(term, inputs, prepared.reduction, include)))
+    regularization = _regularization(prepared.regularization, prepared.parameters)
+    body: dict[str, Any] = {"reduction": prepared.reduction}
     if "cost" in include:
         body["cost"] = (
             sum(term.weight * result.cost for term, result in results) + (regularization["value"])
@@ -119,7 +168,8 @@ def evaluate(document: dict[str, Any], max_elements: int, check_booleans: bool) 
     body["count"] = inputs.predictions.shape[0]
     body["terms"] = {term.label: _term_body(term, result, include) for term, result in results}
     body["regularization"] = regularization
-    body["metrics"] = metric_module.compute_metrics(metric_requests, inputs)
+    checkpoint()
+    body["metrics"] = metric_module.compute_metrics(prepared.metrics, inputs)
     _require_finite_totals(body)
     return body
 

@@ -21,17 +21,18 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, NamedTuple
 
 from fastapi import FastAPI
 
 from service import logs, monitoring
+from service.body import ClientGone, Progress
 from service.errors import ServiceError
 from service.inference.routes import model as inference_model
 from service.registry import canonical_name, lookup
-from service.scoring import Reply, Scoring, problem_reply
+from service.scoring import TRACE, Reply, Scoring, problem_reply
 from service.settings import Settings
 
 Scope = dict[str, Any]
@@ -137,8 +138,6 @@ class Front:
         self.state = app.state
         self.scoring: Scoring = app.state.scoring
         self.keys = ApiKeys(settings.api_keys) if settings.api_keys else None
-        admission = self.scoring.admission
-        self.count_in_flight = not monitoring.watch_in_flight(lambda: admission.requests)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -152,16 +151,23 @@ class Front:
         request_id = given_id
         path, method = scope["path"], scope["method"]
         route = route_of(path)
-        exchange = Exchange(send, request_id)
+        exchange = Exchange(send, request_id, headers)
         try:
             reply = await self._serve(scope, receive, exchange, headers, route, method)
             if reply is not None:
                 await exchange.reply(reply)
         except ClientGone:
             exchange.status = 499  # nginx's code for "client closed the request"
-        except Exception:
-            # Log the trace for operators; the client gets no internals.
-            logger.exception("unhandled error", extra={"fields": {"request_id": request_id}})
+        except Exception as unexpected:
+            # Log the trace for operators (a compute thread's came back as text); the client
+            # gets no internals.
+            trace = getattr(unexpected, TRACE, None)
+            if trace is None:
+                logger.exception("unhandled error", extra={"fields": {"request_id": request_id}})
+            else:
+                fields = {"request_id": request_id, "exception": trace}
+                logger.error("unhandled error", extra={"fields": fields})
+            del unexpected
             if not exchange.started:
                 error = ServiceError("The service failed to process the request.")
                 await exchange.reply(problem_reply(error))
@@ -216,23 +222,11 @@ class Front:
         if serve is None:
             await self.app(scope, receive, exchange.wrap)
             return None
-        admission = self.scoring.admission
-        try:
-            admission.enter()
-        except ServiceError as error:
-            return problem_reply(error, inference=inference)
-        if self.count_in_flight:
-            monitoring.IN_FLIGHT.inc()
-        try:
-            return await serve(exchange.body(receive))
-        finally:
-            admission.leave()
-            if self.count_in_flight:
-                monitoring.IN_FLIGHT.dec()
+        return await serve(receive, exchange.progress)
 
     def _scoring_route(
         self, route: Route, headers: dict[bytes, bytes]
-    ) -> Callable[[AsyncIterator[bytes]], Awaitable[Reply]] | None:
+    ) -> Callable[[Receive, Progress], Awaitable[Reply]] | None:
         """The scoring coroutine of a POST to ``route``, or None for the FastAPI app."""
         text = {
             name: value.decode("latin-1")
@@ -249,29 +243,34 @@ class Front:
         return None
 
     async def _loss(
-        self, name: str, headers: dict[str, str], chunks: AsyncIterator[bytes]
+        self, name: str, headers: dict[str, str], receive: Receive, progress: Progress
     ) -> Reply:
         try:
             spec = lookup(name)
         except ServiceError as error:
             return problem_reply(error)
-        return await self.scoring.loss(spec, headers, chunks)
-
-
-class ClientGone(Exception):
-    """The client disconnected before its body arrived."""
+        return await self.scoring.loss(spec, headers, receive, progress)
 
 
 class Exchange:
-    """One request's response side: status and sizes for the logs, the request id header."""
+    """One request's response side: status and sizes for the logs, the request id header, and
+    ``Connection: close`` when the answer comes before the request's body was read whole."""
 
-    def __init__(self, send: Send, request_id: str) -> None:
+    def __init__(self, send: Send, request_id: str, headers: dict[bytes, bytes]) -> None:
         self.send = send
         self.request_id = request_id.encode("latin-1")
         self.status = 500
         self.started = False
         self.sent = 0
-        self.received: int | None = None
+        self.progress = Progress()
+        length = headers.get(b"content-length")
+        self.has_body = (length is not None and length != b"0") or (
+            b"transfer-encoding" in headers
+        )
+
+    @property
+    def received(self) -> int | None:
+        return self.progress.received if self.progress.received or self.progress.complete else None
 
     async def wrap(self, message: dict[str, Any]) -> None:
         """``send`` for the FastAPI app: adds the request id, notes status and size."""
@@ -292,20 +291,11 @@ class Exchange:
             (b"x-request-id", self.request_id),
             *((name.encode(), value.encode()) for name, value in reply.headers),
         ]
+        if self.has_body and not self.progress.complete and not any(
+            name.lower() == "connection" for name, _ in reply.headers
+        ):
+            headers.append((b"connection", b"close"))  # the rest of the body is never read
         self.status, self.started = reply.status, True
         await self.send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await self.send({"type": "http.response.body", "body": reply.body})
         self.sent = len(reply.body)
-
-    async def body(self, receive: Receive) -> AsyncIterator[bytes]:
-        """The request body's chunks as they arrive."""
-        self.received = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone
-            chunk = message.get("body", b"")
-            self.received += len(chunk)
-            yield chunk
-            if not message.get("more_body", False):
-                return

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from service.errors import UnknownLoss
 
 if TYPE_CHECKING:
-    from service.contracts import Batch, Contract
+    from service.contracts import Batch, Contract, Inputs
 
 
 class Params(BaseModel):
@@ -45,7 +45,8 @@ class LossSpec:
     loss's own value checks, run after the shape contract. ``extras`` adds loss-specific
     response fields. ``properties`` states facts the generic tests check:
     ``"nonnegative"`` (every element loss >= 0) and ``"zero_at_target"`` (0 when the
-    prediction equals the target).
+    prediction equals the target). ``entry_seconds`` / ``work`` estimate the cost before it
+    runs (:mod:`service.work`).
     """
 
     name: str
@@ -64,6 +65,11 @@ class LossSpec:
     domain: Callable[[Batch, Any], None] | None = None
     extras: Callable[..., dict[str, Any]] | None = None
     description: str = field(default="", repr=False)
+    #: Estimated seconds of one core per prediction entry for the whole computation
+    #: (validation, kernel with gradient, reduction), as ``bench/work.py`` measures it; ``work``
+    #: replaces it for losses whose cost is not proportional to the entries (CTC, custom).
+    entry_seconds: float = 10e-9
+    work: Callable[[Inputs, Any], float] | None = None
 
 
 REGISTRY: dict[str, LossSpec] = {}

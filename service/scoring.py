@@ -1,29 +1,54 @@
 """The scoring requests, end to end: body in, bytes out, every CPU step on a compute thread.
 
 ``POST /v1/losses/{name}``, ``POST /v1/evaluate`` and ``POST /v2/models/{name}/infer`` share one
-pipeline: check the media type (``/v1``), read the body within ``LOSS_SERVICE_MAX_BODY_BYTES``
-and the worker's in-flight byte budget, then hand decode, validation, kernels and encoding to
-the compute pool (a fixed set of threads: ``LOSS_SERVICE_COMPUTE_THREADS``), so the event loop
-only moves bytes. Every outcome is a :class:`Reply`; errors are problem+json (``/v2`` adds the
-protocol's ``error`` member). :mod:`service.front` calls this directly for speed; the FastAPI
-operations that document these routes call it too.
+pipeline:
+
+1. on the event loop: the media type (``/v1``), then the body, read within its limits
+   (:mod:`service.body`: size, time, the worker's byte budget charged with the bytes that arrive);
+2. admission to compute (``LOSS_SERVICE_MAX_IN_FLIGHT``, a 503 past it) and a deadline
+   (:mod:`service.deadline`);
+3. on a compute lane: decode and validate into a :class:`~service.work.Plan` whose work is
+   estimated (a 413 past ``LOSS_SERVICE_MAX_WORK_SECONDS``), then compute and encode it, on the
+   same thread when it is light, else in the heavy lane. Bodies that take long to decode start
+   in the heavy lane. The two lanes are separate sets of threads, so a cheap request never waits
+   behind an expensive one; the heavy lane's threads run at a lower priority.
+
+Every outcome is a :class:`Reply`; errors are problem+json (``/v2`` adds the protocol's ``error``
+member). A request's body, arrays and outputs are freed when its answer is ready: jobs hand back
+plain values, exceptions come back without their tracebacks (:class:`ComputePool`), so nothing a
+request touched stays referenced by a cycle that only the garbage collector would break.
+:mod:`service.front` calls this directly; the FastAPI operations that document these routes call
+it too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import math
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
 import orjson
 
-from service import codec, evaluate, loss_request
+from service import codec, evaluate, loss_request, monitoring, work
+from service.body import (
+    Admission,
+    BodyLimits,
+    Holding,
+    Progress,
+    Receive,
+    read_body,
+    watch_disconnect,
+)
+from service.deadline import Deadline
 from service.decoding import DECODER, lower_priority
 from service.engine import compute
 from service.errors import PROBLEM_MEDIA_TYPE, ServiceError
@@ -36,6 +61,8 @@ from service.settings import Settings
 JSON = "application/json"
 BINARY = "application/octet-stream"
 T = TypeVar("T")
+LIGHT_NICE, HEAVY_NICE = 10, 15
+logger = logging.getLogger("service")
 
 
 @dataclass(frozen=True)
@@ -57,51 +84,36 @@ def problem_reply(error: ServiceError, *, inference: bool = False) -> Reply:
     )
 
 
-class Overloaded(ServiceError):
-    status, slug, title = 503, "overloaded", "Service Overloaded"
+#: Attribute of an unexpected exception from a compute thread: its traceback, as text.
+TRACE = "compute_trace"
 
 
-class Admission:
-    """Bounds on one worker's scoring work: requests in flight, and body bytes held.
-
-    Used from the event loop only (no locks). Past a bound the request gets a 503 with
-    ``Retry-After`` instead of waiting, so memory and queueing stay bounded under any load.
-    """
-
-    def __init__(self, max_requests: int, max_bytes: int, retry_after: int) -> None:
-        self.max_requests, self.max_bytes, self.retry_after = max_requests, max_bytes, retry_after
-        self.requests = 0
-        self.bytes = 0
-
-    def refusal(self, detail: str) -> Overloaded:
-        return Overloaded(detail, headers={"Retry-After": str(self.retry_after)})
-
-    def enter(self) -> None:
-        if self.requests >= self.max_requests:
-            raise self.refusal(
-                f"{self.requests} scoring requests are in flight, the limit of this worker "
-                f"(LOSS_SERVICE_MAX_IN_FLIGHT); retry after {self.retry_after} s"
-            )
-        self.requests += 1
-
-    def leave(self) -> None:
-        self.requests -= 1
-
-    def reserve(self, size: int) -> None:
-        if self.bytes + size > self.max_bytes:
-            raise self.refusal(
-                f"the worker holds {self.bytes} body bytes and this request needs {size} more, "
-                f"past LOSS_SERVICE_MAX_IN_FLIGHT_BYTES ({self.max_bytes}); "
-                f"retry after {self.retry_after} s"
-            )
-        self.bytes += size
-
-    def release(self, size: int) -> None:
-        self.bytes -= size
+def _detached(error: BaseException) -> BaseException:
+    """The error without its traceback or chained exceptions: those hold the frames of the
+    failed work (its body, document and arrays) in a cycle with the exception itself. An
+    unexpected error keeps its trace as text, for the log (:data:`TRACE`)."""
+    if not isinstance(error, ServiceError):
+        setattr(error, TRACE, "".join(traceback.format_exception(error)))
+    error.__traceback__ = None
+    error.__context__ = None
+    error.__cause__ = None
+    return error
 
 
-Job = tuple[asyncio.AbstractEventLoop, asyncio.Future, Callable[[], Any]]
-Done = tuple[asyncio.Future, bool, Any]
+Outcome = tuple[bool, Any]  # (True, value) or (False, a detached error)
+Job = tuple[asyncio.AbstractEventLoop, asyncio.Future, Callable[[], Any], Deadline | None]
+
+
+def _execute(work: Callable[[], Any], deadline: Deadline | None) -> Outcome:
+    """Run ``work`` under ``deadline``; never raises, never keeps a traceback."""
+    token = deadline.bind_thread() if deadline is not None else None
+    try:
+        return True, work()
+    except BaseException as error:  # the caller raises it; this thread never dies
+        return False, _detached(error)
+    finally:
+        if token is not None:
+            deadline.unbind_thread(token)  # type: ignore[union-attr]
 
 
 class ComputePool:
@@ -112,14 +124,20 @@ class ComputePool:
     threads take the next job without sleeping while jobs are queued, and post the results
     they have to the loop in one call once the queue is empty or the oldest waited 1 ms, so
     under load those wake-ups are shared by many requests. No job is taken ahead of time, so
-    an idle thread always gets the next one; threads run at nice +10 (see
+    an idle thread always gets the next one; threads run at ``nice`` (see
     :func:`service.decoding.lower_priority`) so the event loop keeps its core.
+
+    Results travel as ``(ok, value)`` pairs, never as exceptions set on futures: an exception
+    on a future keeps its traceback, whose frames hold the request's data, in a cycle with the
+    awaiting coroutine. A thread drops its references to a job as soon as it has run it.
     """
 
     FLUSH_AFTER = 0.001  # s: the longest a finished result waits for the batch
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, nice: int = LIGHT_NICE, name: str = "compute") -> None:
         self.threads = threads
+        self.nice = nice
+        self.name = name
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -129,19 +147,27 @@ class ComputePool:
             if self._workers:
                 return
             self._workers = [
-                threading.Thread(target=self._work, name=f"compute-{i}", daemon=True)
+                threading.Thread(target=self._work, name=f"{self.name}-{i}", daemon=True)
                 for i in range(self.threads)
             ]
             for worker in self._workers:
                 worker.start()
 
-    async def run(self, work: Callable[[], T]) -> T:
+    async def run(self, work: Callable[[], T], deadline: Deadline | None = None) -> T:
         if not self._workers:
             self._start()
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._jobs.put((loop, future, work))
-        return await future
+        self._jobs.put((loop, future, work, deadline))
+        del work
+        ok, value = await future
+        del future
+        if ok:
+            return value
+        try:
+            raise value
+        finally:
+            del value  # the raised exception's traceback holds this frame: no cycle
 
     def close(self) -> None:
         """Stop the threads once the queued jobs are done (a later ``run`` starts new ones)."""
@@ -151,8 +177,8 @@ class ComputePool:
             self._jobs.put(None)
 
     def _work(self) -> None:
-        lower_priority()
-        pending: list[tuple[asyncio.AbstractEventLoop, Done]] = []
+        lower_priority(self.nice)
+        pending: list[list] = []
         oldest = 0.0
         while True:
             try:
@@ -164,127 +190,197 @@ class ComputePool:
             if job is None:
                 _deliver_all(pending)
                 return
-            loop, future, work = job
-            try:
-                done: Done = (future, True, work())
-            except BaseException as error:  # the caller raises it; this thread never dies
-                done = (future, False, error)
+            loop, future, work, deadline = job
+            job = None
+            # The outcome goes straight into a slot that the event loop empties when it settles
+            # the future: from then on only the awaiting request holds it, however long this
+            # thread takes to drop the slot (an answer is freed when it is sent, not later).
+            slot = [loop, future, _execute(work, deadline)]
+            loop = future = work = deadline = None
             if not pending:
                 oldest = time.perf_counter()
-            pending.append((loop, done))
+            pending.append(slot)
+            slot = None
             if time.perf_counter() - oldest > self.FLUSH_AFTER:
                 _deliver_all(pending)
                 pending = []
 
 
-def _deliver_all(pending: list[tuple[asyncio.AbstractEventLoop, Done]]) -> None:
-    """One ``call_soon_threadsafe`` per event loop for all these results."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[Done]] = {}
-    for loop, done in pending:
-        by_loop.setdefault(loop, []).append(done)
+def _deliver_all(pending: list[list]) -> None:
+    """One ``call_soon_threadsafe`` per event loop for all these results (slots of
+    ``[loop, future, outcome]``)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[list]] = {}
+    for slot in pending:
+        by_loop.setdefault(slot[0], []).append(slot)
     for loop, batch in by_loop.items():
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
             loop.call_soon_threadsafe(_settle, batch)
 
 
-def _settle(batch: list[Done]) -> None:
-    for future, ok, value in batch:
-        if future.cancelled():
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
+def _settle(batch: list[list]) -> None:
+    for slot in batch:
+        _, future, outcome = slot
+        slot.clear()
+        if not future.cancelled():
+            future.set_result(outcome)
 
 
 class Scoring:
-    """One worker's scoring pipeline: settings, the compute pool and the admission bounds."""
+    """One worker's scoring pipeline: settings, the two compute lanes and the admission bounds."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.pool = ComputePool(settings.compute_threads)
+        self.light = ComputePool(settings.compute_threads, LIGHT_NICE, "compute")
+        self.heavy = ComputePool(settings.heavy_threads, HEAVY_NICE, "heavy")
         self.admission = Admission(
             settings.max_in_flight, settings.max_in_flight_bytes, settings.retry_after_seconds
         )
+        self.body_limits = BodyLimits(
+            settings.max_body_bytes,
+            settings.body_timeout_seconds,
+            settings.body_min_bytes_per_second,
+        )
+        self.heavy_body_bytes = work.heavy_body_bytes(settings.heavy_work_seconds)
+        admission = self.admission
+        self.count_in_flight = not monitoring.watch_in_flight(lambda: admission.requests)
 
     def close(self) -> None:
-        self.pool.close()
-
-    async def run(self, work: Callable[[], T]) -> T:
-        """``work`` on a compute thread; the pool's size bounds the CPU work at once."""
-        return await self.pool.run(work)
+        self.light.close()
+        self.heavy.close()
 
     def _busy(self) -> bool:
         return self.admission.requests > 1
 
-    async def _body(self, headers: Mapping[str, str], chunks: AsyncIterator[bytes]) -> bytes:
-        return await codec.read_body(
-            headers.get("content-length"), chunks, self.settings.max_body_bytes, self.admission
+    def _limits(self, heavy: bool) -> work.Limits:
+        return work.Limits(
+            max_elements=self.settings.max_elements,
+            max_seconds=self.settings.max_work_seconds,
+            inline_seconds=math.inf if heavy else self.settings.heavy_work_seconds,
+            busy=self._busy(),
         )
 
-    async def loss(
-        self, spec: LossSpec, headers: Mapping[str, str], chunks: AsyncIterator[bytes]
-    ) -> Reply:
-        return await self._json(partial(score, spec), headers, chunks)
+    async def _compute(self, job: Callable[[], Any], heavy: bool, receive: Receive | None) -> Any:
+        """``job`` in its lane under a fresh deadline; a plan it hands back runs in the heavy
+        lane. While work may be long (the heavy lane), a client that leaves cancels it."""
+        self.admission.enter()
+        if self.count_in_flight:
+            monitoring.IN_FLIGHT.inc()
+        deadline = Deadline(self.settings.compute_timeout_seconds)
+        watcher = None
+        try:
+            if heavy and receive is not None:
+                watcher = watch_disconnect(receive, deadline.cancel)
+            outcome = await (self.heavy if heavy else self.light).run(job, deadline)
+            del job
+            if isinstance(outcome, work.Plan):
+                if watcher is None and receive is not None:
+                    watcher = watch_disconnect(receive, deadline.cancel)
+                outcome = await self.heavy.run(outcome.run, deadline)
+            return outcome
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            self.admission.leave()
+            if self.count_in_flight:
+                monitoring.IN_FLIGHT.dec()
 
-    async def evaluate(self, headers: Mapping[str, str], chunks: AsyncIterator[bytes]) -> Reply:
-        return await self._json(evaluate.evaluate, headers, chunks)
+    async def loss(
+        self,
+        spec: LossSpec,
+        headers: Mapping[str, str],
+        receive: Receive,
+        progress: Progress | None = None,
+    ) -> Reply:
+        return await self._json(partial(prepare_loss, spec), headers, receive, progress)
+
+    async def evaluate(
+        self, headers: Mapping[str, str], receive: Receive, progress: Progress | None = None
+    ) -> Reply:
+        return await self._json(evaluate.prepare, headers, receive, progress)
 
     async def _json(
-        self, work: Work, headers: Mapping[str, str], chunks: AsyncIterator[bytes]
+        self,
+        prepare: Prepare,
+        headers: Mapping[str, str],
+        receive: Receive,
+        progress: Progress | None,
     ) -> Reply:
-        body = b""
+        holding = Holding(self.admission)
         try:
             codec.check_json_content_type(headers.get("content-type"))
-            body = await self._body(headers, chunks)
-            payload = await self.run(
-                partial(decode_and_run, work, body, self.settings.max_elements, self._busy())
+            body = await read_body(
+                receive,
+                headers.get("content-length"),
+                self.body_limits,
+                holding,
+                progress or Progress(),
             )
-            return Reply(200, payload)
+            heavy = len(body) >= self.heavy_body_bytes
+            job = partial(decode_and_run, prepare, [body], self._limits(heavy))
+            del body  # the job takes it: freed once decoded
+            return Reply(200, await self._compute(job, heavy, receive))
         except ServiceError as error:
             return problem_reply(error)
         finally:
-            self.admission.release(len(body))
+            holding.release()
 
     async def infer(
         self,
         model: Callable[[], LossSpec],
         headers: Mapping[str, str],
-        chunks: AsyncIterator[bytes],
+        receive: Receive,
+        progress: Progress | None = None,
     ) -> Reply:
         """``/v2`` inference; ``model`` resolves the loss (404 for unknown names/versions)."""
-        body = b""
+        holding = Holding(self.admission)
         try:
             spec = model()
-            body = await self._body(headers, chunks)
-            settings = self.settings
-            response = await self.run(
-                partial(
-                    protocol.infer,
-                    spec,
-                    body,
-                    headers.get("content-encoding"),
-                    headers.get(HEADER_LENGTH.lower()),
-                    settings.max_body_bytes,
-                    settings.max_elements,
-                    self._busy(),
-                )
+            body = await read_body(
+                receive,
+                headers.get("content-length"),
+                self.body_limits,
+                holding,
+                progress or Progress(),
             )
+            encoding = headers.get("content-encoding")
+            # A compressed body's decoded size is unknown until inflated: decode it in the heavy lane.
+            heavy = len(body) >= self.heavy_body_bytes or encoding not in (None, "identity")
+            job = partial(
+                protocol.infer_job,
+                spec,
+                [body],
+                encoding,
+                headers.get(HEADER_LENGTH.lower()),
+                self.settings.max_body_bytes,
+                self._limits(heavy),
+                holding.reserve,
+            )
+            del body
+            response = await self._compute(job, heavy, receive)
         except ServiceError as error:
             return problem_reply(error, inference=True)
         finally:
-            self.admission.release(len(body))
+            holding.release()
         if response.header_length is None:
             return Reply(200, response.content)
         return Reply(200, response.content, BINARY, ((HEADER_LENGTH, str(response.header_length)),))
 
 
-Work = Callable[[dict, int, bool], dict]
+Prepare = Callable[[dict, int, bool], work.Plan]
 
 
-def score(spec: LossSpec, document: dict, max_elements: int, check_booleans: bool) -> dict:
-    """Validate and compute one loss: the response body."""
+def prepare_loss(
+    spec: LossSpec, document: dict, max_elements: int, check_booleans: bool
+) -> work.Plan:
+    """Validate one loss's request and estimate its work."""
     request = loss_request.parse(spec, document, max_elements, check_booleans=check_booleans)
+    estimate = work.of_loss(
+        spec, request.inputs, request.params, gradient="gradient" in request.include
+    )
+    return work.Plan(estimate, partial(run_loss, spec, request))
+
+
+def run_loss(spec: LossSpec, request: loss_request.ParsedRequest) -> bytes:
     result = compute(
         spec,
         request.inputs,
@@ -292,11 +388,17 @@ def score(spec: LossSpec, document: dict, max_elements: int, check_booleans: boo
         request.reduction,
         with_gradient="gradient" in request.include,
     )
-    return loss_request.render(result, request.include)
+    return codec.encode(loss_request.render(result, request.include))
 
 
-def decode_and_run(work: Work, body: bytes, max_elements: int, busy: bool = False) -> bytes:
-    """All the CPU work of one JSON request: decode, work, encode. ``busy``: other scoring
-    requests are in flight (see :meth:`service.decoding.Decoder.decode`)."""
-    document: dict[str, Any] = DECODER.decode(body, max_elements, busy)
-    return codec.encode(work(document, max_elements, codec.may_hold_booleans(body)))
+def decode_and_run(prepare: Prepare, holder: list, limits: work.Limits) -> Any:
+    """The CPU work of one JSON request: decode, validate, estimate, then compute and encode
+    (here when light enough, else the plan goes back for the heavy lane). ``holder`` holds the
+    body, taken out so that it is freed as soon as it is decoded."""
+    body = holder.pop()
+    document: dict[str, Any] = DECODER.decode(body, limits.max_elements, limits.busy)
+    booleans = codec.may_hold_booleans(body)
+    del body
+    plan = prepare(document, limits.max_elements, booleans)
+    del document
+    return limits.admit(plan)

@@ -97,17 +97,17 @@ class Settings(BaseSettings):
         description="Open connections per worker; 0 derives it from the open-file limit. At the "
         "bound the oldest idle or unfinished connection is closed to make room.",
     )
-    max_work: float = Field(
-        5e9,
+    max_work_seconds: float = Field(
+        10.0,
         gt=0,
-        description="Largest estimated work of one request, in work units (about one mse entry "
-        "each); past it a 413 that says what fits.",
+        description="Largest estimated compute of one request, in seconds of one core; past it "
+        "a 413 that says what fits.",
     )
-    heavy_work: float = Field(
-        2e7,
+    heavy_work_seconds: float = Field(
+        0.02,
         ge=0,
-        description="Requests estimated above this many work units compute in the heavy lane, so "
-        "cheap requests never wait behind them.",
+        description="Requests estimated above this many seconds of compute (or with bodies that "
+        "take that long to decode) run in the heavy lane, so cheap requests never wait behind them.",
     )
     heavy_threads: int = Field(
         default_factory=lambda: max(1, (os.cpu_count() or 1) // 2),

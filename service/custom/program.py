@@ -54,6 +54,28 @@ OPCODES = {
 
 _TWO = number(2.0)
 
+#: Estimated nanoseconds per element of one instruction, from timing the machine on this
+#: project's machine class (``python -m bench.work``): loads, arithmetic, comparisons and
+#: selections ~1, transcendental functions 5-20, ``**`` (C's pow) ~25. ``sin`` and ``cos`` are
+#: priced at their worst: arguments like 1e299 make their argument reduction ~5x slower
+#: (~65 ns). The estimate errs high on purpose: it decides what a request may cost.
+INSTRUCTION_NANOSECONDS = {
+    machine.DIVIDE: 2.0,
+    machine.POWER: 30.0,
+    machine.SQRT: 3.0,
+    machine.EXP: 6.0,
+    machine.LOG: 7.0,
+    machine.LOG1P: 14.0,
+    machine.EXPM1: 16.0,
+    machine.TANH: 15.0,
+    machine.SIGMOID: 10.0,
+    machine.SOFTPLUS: 22.0,
+    machine.SIN: 70.0,
+    machine.COS: 70.0,
+}
+#: Per element, whatever the program: the engine's validation, weights and reduction.
+BASE_NANOSECONDS = 8.0
+
 
 @dataclass(frozen=True)
 class Program:
@@ -68,6 +90,13 @@ class Program:
 
     def __len__(self) -> int:
         return int(self.opcodes.size)
+
+    def seconds_per_element(self) -> float:
+        """Estimated seconds of one core per element (see INSTRUCTION_NANOSECONDS)."""
+        nanoseconds = BASE_NANOSECONDS + sum(
+            INSTRUCTION_NANOSECONDS.get(int(opcode), 1.0) for opcode in self.opcodes
+        )
+        return nanoseconds * 1e-9
 
 
 def assemble(roots: tuple[Node, ...], constants: Mapping[str, float]) -> Program:

@@ -26,14 +26,16 @@ Request (KServe v2 "Inference Request JSON Object", with Triton's binary tensor 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import Annotated, Any, Literal
 
 import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, create_model
 
+from service import work
 from service.contracts import Inputs
 from service.decoding import DECODER
 from service.engine import LossResult, compute
@@ -96,7 +98,33 @@ class InferResponse:
     header_length: int | None
 
 
-def infer(
+def infer_job(
+    spec: LossSpec,
+    holder: list,
+    content_encoding: str | None,
+    header_length: str | None,
+    max_body_bytes: int,
+    limits: work.Limits,
+    reserve: Callable[[int], None],
+) -> InferResponse | work.Plan:
+    """The CPU work of one inference request: decode and validate, estimate, then compute and
+    encode (here when light enough, else the plan goes back for the heavy lane). ``holder``
+    holds the body (taken out, so it is freed once decoded); ``reserve`` charges the inflated
+    bytes of a compressed body to the worker's budget."""
+    plan = prepare(
+        spec,
+        holder.pop(),
+        content_encoding,
+        header_length,
+        max_body_bytes,
+        limits.max_elements,
+        limits.busy,
+        reserve,
+    )
+    return limits.admit(plan)
+
+
+def prepare(
     spec: LossSpec,
     body: bytes,
     content_encoding: str | None,
@@ -104,12 +132,15 @@ def infer(
     max_body_bytes: int,
     max_elements: int,
     busy: bool = False,
-) -> InferResponse:
-    """All the CPU work of one inference request: decode, validate, compute, encode."""
-    body = decode_content(body, content_encoding, max_body_bytes)
+    reserve: Callable[[int], None] | None = None,
+) -> work.Plan:
+    """Decode and validate an inference request; the plan that computes and encodes it."""
+    body = decode_content(body, content_encoding, max_body_bytes, reserve)
     framing = split_body(body, header_length)
+    del body
     request = _parse_header(framing, max_elements, busy)
     decoded = decode_inputs(spec, request.inputs, framing, max_elements)
+    del framing
     parameters = dict(request.parameters or {})
     binary_default = _flag(parameters.pop("binary_data_output", False), "binary_data_output")
     reduction = _reduction(parameters.pop("reduction", "mean"))
@@ -120,10 +151,25 @@ def infer(
             raise StructureError(
                 ["body", "inputs"], f"the input {required!r} is required (inputs: {list(decoded)})"
             )
-    arrays = {name: decoded[name].array for name in TENSOR_INPUTS if name in decoded}
-    result = compute(spec, Inputs(**arrays), params, reduction, with_gradient="gradient" in outputs)
+    inputs = Inputs(**{name: decoded[name].array for name in TENSOR_INPUTS if name in decoded})
     datatype = tensors.output_datatype(decoded["predictions"].datatype)
-    return encode_response(spec, request.id, result, outputs, datatype)
+    binary = any(outputs.values())
+    estimate = work.of_loss(spec, inputs, params, "gradient" in outputs, binary)
+    run = partial(run_infer, spec, request.id, inputs, params, reduction, outputs, datatype)
+    return work.Plan(estimate, run)
+
+
+def run_infer(
+    spec: LossSpec,
+    request_id: str | None,
+    inputs: Inputs,
+    params: Any,
+    reduction: Literal["mean", "sum"],
+    outputs: dict[str, bool],
+    datatype: str,
+) -> InferResponse:
+    result = compute(spec, inputs, params, reduction, with_gradient="gradient" in outputs)
+    return encode_response(spec, request_id, result, outputs, datatype)
 
 
 def _parse_header(framing: Framing, max_elements: int, busy: bool) -> InferRequest:

@@ -103,7 +103,7 @@ async def _model_ready(request: Request, spec: LossSpec) -> Response:
 
 
 async def _infer(request: Request, spec: LossSpec) -> Response:
-    reply = await request.app.state.scoring.infer(lambda: spec, request.headers, request.stream())
+    reply = await request.app.state.scoring.infer(lambda: spec, request.headers, request.receive)
     return Response(reply.body, reply.status, dict(reply.headers), media_type=reply.media_type)
 
 

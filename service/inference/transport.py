@@ -10,8 +10,10 @@ in bounded steps, so a small compressed body ("zip bomb") can never grow past
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from service.deadline import checkpoint
 from service.errors import PayloadTooLarge
 from service.inference.errors import MalformedTensorData, UnsupportedContentEncoding
 
@@ -24,10 +26,17 @@ WINDOW_BITS = {
 }
 RAW_DEFLATE = -zlib.MAX_WBITS
 STEP = 1 << 20  # bytes inflated per step
+FIRST_PIECE, LAST_PIECE = 256, 1 << 20  # bytes of input fed at once to a member, doubling
 
 
-def decode_content(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
-    """The body without its Content-Encoding (``identity``, ``gzip`` or ``deflate``)."""
+def decode_content(
+    body: bytes | bytearray,
+    encoding: str | None,
+    max_bytes: int,
+    reserve: Callable[[int], None] | None = None,
+) -> bytes | bytearray:
+    """The body without its Content-Encoding (``identity``, ``gzip`` or ``deflate``); the
+    inflated bytes are charged to ``reserve`` (the worker's byte budget) as they come out."""
     name = (encoding or "identity").strip().lower()
     if name == "identity":
         return body
@@ -36,41 +45,63 @@ def decode_content(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
             f"Content-Encoding {encoding!r} is not supported; send gzip, deflate or identity"
         )
     try:
-        return _inflate(body, WINDOW_BITS[name], max_bytes)
+        return _inflate(body, WINDOW_BITS[name], max_bytes, reserve)
     except zlib.error as error:
         if name != "deflate":
             raise MalformedTensorData(f"the body is not valid {name} data: {error}") from None
     try:  # Some clients send raw DEFLATE (RFC 1951) under "deflate".
-        return _inflate(body, RAW_DEFLATE, max_bytes)
+        return _inflate(body, RAW_DEFLATE, max_bytes, reserve)
     except zlib.error as error:
         raise MalformedTensorData(f"the body is not valid deflate data: {error}") from None
 
 
-def _inflate(data: bytes, window_bits: int, max_bytes: int) -> bytes:
+def _inflate(
+    data: bytes | bytearray,
+    window_bits: int,
+    max_bytes: int,
+    reserve: Callable[[int], None] | None,
+) -> bytearray:
     """Inflate every member (gzip allows several in a row), never holding more than
-    ``max_bytes + 1`` bytes of output."""
-    pieces: list[bytes] = []
-    produced = 0
+    ``max_bytes + 1`` bytes of output, in time linear in the input.
+
+    zlib copies whatever input follows a member into ``unused_data``; handing it the whole rest
+    of the body would copy the body once per member (quadratic: 100,000 empty members took 4 s).
+    So input is fed in pieces that start small (:data:`FIRST_PIECE`) and double while a member
+    goes on: what is copied after a member ends is at most about twice the member's size.
+    """
+    view = memoryview(data)
+    size = len(view)
+    out = bytearray()
+    start = 0  # where the current member begins in the input
+    members = 0
     while True:
         inflater = zlib.decompressobj(window_bits)
-        pending = data
+        fed = start
+        piece = FIRST_PIECE
+        pending: bytes | memoryview = b""
         while not inflater.eof:
-            piece = inflater.decompress(pending, min(STEP, max_bytes + 1 - produced))
-            produced += len(piece)
-            if produced > max_bytes:
+            if not pending:
+                if fed >= size:
+                    raise zlib.error("the compressed data ends before its end-of-stream marker")
+                pending = view[fed : fed + piece]
+                fed += len(pending)
+                piece = min(piece * 2, LAST_PIECE)
+            chunk = inflater.decompress(pending, min(STEP, max_bytes + 1 - len(out)))
+            if len(out) + len(chunk) > max_bytes:
                 raise PayloadTooLarge(
                     f"the decompressed body exceeds the limit of {max_bytes} bytes "
                     "(LOSS_SERVICE_MAX_BODY_BYTES)"
                 )
-            pieces.append(piece)
+            if reserve is not None and chunk:
+                reserve(len(chunk))
+            out += chunk
             pending = inflater.unconsumed_tail
-            if not pending and not piece:
-                break  # the input is used up and nothing more comes out: truncated
-        if not inflater.eof:
-            raise zlib.error("the compressed data ends before its end-of-stream marker")
-        data = inflater.unused_data
-        if not data:
-            return b"".join(pieces)
+        start = fed - len(inflater.unused_data)
+        members += 1
+        if members % 256 == 0:
+            checkpoint()  # a body of many tiny members is work like any other
+        if start >= size:
+            return out
 
 
 @dataclass(frozen=True)

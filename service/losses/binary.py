@@ -92,6 +92,7 @@ def _binary(**fields) -> LossSpec:
 
 BINARY_CROSS_ENTROPY = _binary(
     name="binary_cross_entropy",
+    entry_seconds=80e-9,
     aliases=("bce", "log_loss"),
     summary="Binary cross-entropy on probabilities or logits (multi-label: one per entry).",
     formula=Formula(
@@ -122,6 +123,7 @@ BINARY_CROSS_ENTROPY = _binary(
 
 BINARY_FOCAL = _binary(
     name="binary_focal",
+    entry_seconds=90e-9,
     summary="Focal loss: cross-entropy down-weighted on well-classified entries.",
     formula=Formula(
         loss="p_t = p y + (1 - p)(1 - y); l = a_t (1 - p_t)^gamma bce(p, y), "
@@ -147,6 +149,7 @@ BINARY_FOCAL = _binary(
 
 HINGE = _binary(
     name="hinge",
+    entry_seconds=10e-9,
     summary="Hinge loss on raw scores; targets {0, 1} or {-1, 1}.",
     formula=Formula(
         loss="t = 1 if y > 0 else -1; l = max(0, m - t p)",
@@ -163,6 +166,7 @@ HINGE = _binary(
 
 SQUARED_HINGE = _binary(
     name="squared_hinge",
+    entry_seconds=12e-9,
     summary="Squared hinge loss on raw scores; targets {0, 1} or {-1, 1}.",
     formula=Formula(
         loss="t = 1 if y > 0 else -1; l = max(0, m - t p)^2",

@@ -49,6 +49,7 @@ def box_domain(batch: Batch, params: BoxParams) -> None:
 BOX_IOU = register(
     LossSpec(
         name="box_iou",
+        entry_seconds=40e-9,
         family="boxes",
         summary="IoU-based box regression loss: iou, giou, diou or ciou.",
         formula=Formula(

@@ -80,6 +80,7 @@ CROSS_ENTROPY_LOSS = (
 
 CATEGORICAL_CROSS_ENTROPY = _categorical(
     name="categorical_cross_entropy",
+    entry_seconds=30e-9,
     aliases=("cce",),
     summary="Cross-entropy against one-hot or soft targets of the predictions' shape.",
     formula=Formula(
@@ -100,6 +101,7 @@ CATEGORICAL_CROSS_ENTROPY = _categorical(
 
 SPARSE_CATEGORICAL_CROSS_ENTROPY = _categorical(
     name="sparse_categorical_cross_entropy",
+    entry_seconds=30e-9,
     aliases=("sparse_cce", "cross_entropy"),
     summary="Cross-entropy against integer class labels, with ignore_index and class weights.",
     formula=Formula(
@@ -129,6 +131,7 @@ SPARSE_CATEGORICAL_CROSS_ENTROPY = _categorical(
 
 CATEGORICAL_FOCAL = _categorical(
     name="categorical_focal",
+    entry_seconds=35e-9,
     summary="Focal cross-entropy over classes: easy positions weigh less.",
     formula=Formula(
         loss="l = -sum_c alpha y_c (1 - q_c)^gamma log q_c (alpha = 1 when null)",
@@ -150,6 +153,7 @@ CATEGORICAL_FOCAL = _categorical(
 
 CATEGORICAL_HINGE = _categorical(
     name="categorical_hinge",
+    entry_seconds=10e-9,
     summary="Keras's categorical hinge on raw scores against one-hot targets.",
     formula=Formula(
         loss="pos = sum_c y_c p_c; neg = max_c (1 - y_c) p_c; l = max(0, neg - pos + 1)",
@@ -168,6 +172,7 @@ CATEGORICAL_HINGE = _categorical(
 
 MULTI_MARGIN = _categorical(
     name="multi_margin",
+    entry_seconds=60e-9,
     summary="PyTorch's multi-class margin loss on (N, C) scores and integer labels.",
     formula=Formula(
         loss="l = sum_{j != t} max(0, m - x_t + x_j)^P / C",
@@ -185,6 +190,7 @@ MULTI_MARGIN = _categorical(
 
 KL_DIVERGENCE = _categorical(
     name="kl_divergence",
+    entry_seconds=90e-9,
     summary="Kullback-Leibler divergence KL(y || q) per position.",
     formula=Formula(
         loss="l = sum_c y_c (log y_c - log q_c), 0 log 0 = 0; q = softmax(x) or clip(p, eps, 1 - eps)",

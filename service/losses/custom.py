@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from service.contracts import Elementwise
+from service.contracts import Elementwise, Inputs
 from service.custom import MAX_LENGTH, CompiledExpression, ExpressionError, compile_expression
 from service.custom import evaluate as evaluate_program
 from service.custom import parse as parse_expression
@@ -135,6 +135,13 @@ def custom_kernel(
     )
 
 
+def custom_work(inputs: Inputs, params: CustomParams) -> float:
+    """Estimated seconds: the entries times the cost of the expression's program (value and
+    derivative), instruction by instruction."""
+    expression = compile_expression(params.expression, params.constants)
+    return inputs.predictions.size * expression.full_program.seconds_per_element()
+
+
 def describe(*computed: Any) -> dict[str, Any]:
     """extras: ``{"expression", "derivative"}``, both normalised (the compiled program is
     cached, so this costs a dictionary lookup)."""
@@ -168,6 +175,7 @@ CUSTOM = register(
         },
         properties=frozenset(),  # nothing holds for every expression
         extras=describe,
+        work=custom_work,
         references=("API.md, Custom losses",),
         notes="Comparisons only as the first argument of where(condition, a, b), one per "
         "where (nest where for a range; no and / or / not). minimum / maximum at a tie and clip "

@@ -106,6 +106,7 @@ SUMS = (
 
 DICE = _overlap(
     name="dice",
+    entry_seconds=100e-9,
     summary="Dice loss per (sample, class): 1 - soft Dice coefficient.",
     formula=Formula(
         loss=f"{SUMS}; l = 1 - (2I + s) / max(P + G + s, eps)",
@@ -121,6 +122,7 @@ DICE = _overlap(
 
 JACCARD = _overlap(
     name="jaccard",
+    entry_seconds=100e-9,
     aliases=("iou",),
     summary="Jaccard (IoU) loss per (sample, class): 1 - soft intersection over union.",
     formula=Formula(
@@ -139,6 +141,7 @@ JACCARD = _overlap(
 
 TVERSKY = _overlap(
     name="tversky",
+    entry_seconds=100e-9,
     summary="Tversky loss, (1 - TI)^gamma: weighs false positives (alpha) and negatives (beta).",
     formula=Formula(
         loss="I = sum q y, FP = sum q (1 - y), FN = sum (1 - q) y; "

@@ -74,6 +74,7 @@ def _elementwise(**fields) -> LossSpec:
 
 MSE = _elementwise(
     name="mse",
+    entry_seconds=10e-9,
     aliases=("mean_squared_error",),
     summary="Mean squared error.",
     formula=Formula(loss="l = (p - y)^2", gradient="dl/dp = 2 (p - y)"),
@@ -83,6 +84,7 @@ MSE = _elementwise(
 
 MAE = _elementwise(
     name="mae",
+    entry_seconds=10e-9,
     aliases=("mean_absolute_error", "l1"),
     summary="Mean absolute error (L1).",
     formula=Formula(loss="l = |p - y|", gradient="dl/dp = sign(p - y), 0 at p = y"),
@@ -92,6 +94,7 @@ MAE = _elementwise(
 
 HUBER = _elementwise(
     name="huber",
+    entry_seconds=10e-9,
     summary="Huber loss: quadratic near the target, linear beyond delta.",
     formula=Formula(
         loss="d = p - y; l = d^2 / 2 if |d| <= delta else delta (|d| - delta / 2)",
@@ -106,6 +109,7 @@ HUBER = _elementwise(
 
 SMOOTH_L1 = _elementwise(
     name="smooth_l1",
+    entry_seconds=10e-9,
     summary="Smooth L1: quadratic below beta, L1 beyond (Fast R-CNN).",
     formula=Formula(
         loss="d = p - y; l = d^2 / (2 beta) if |d| < beta else |d| - beta / 2; beta = 0 is |d|",
@@ -121,6 +125,7 @@ SMOOTH_L1 = _elementwise(
 
 LOG_COSH = _elementwise(
     name="log_cosh",
+    entry_seconds=40e-9,
     aliases=("logcosh",),
     summary="Logarithm of the hyperbolic cosine of the error.",
     formula=Formula(
@@ -133,6 +138,7 @@ LOG_COSH = _elementwise(
 
 MSLE = _elementwise(
     name="msle",
+    entry_seconds=40e-9,
     aliases=("mean_squared_logarithmic_error",),
     summary="Mean squared logarithmic error; predictions and targets must be > -1.",
     formula=Formula(
@@ -149,6 +155,7 @@ MSLE = _elementwise(
 
 MAPE = _elementwise(
     name="mape",
+    entry_seconds=40e-9,
     aliases=("mean_absolute_percentage_error",),
     summary="Mean absolute percentage error, in percent.",
     formula=Formula(
@@ -164,6 +171,7 @@ MAPE = _elementwise(
 
 QUANTILE = _elementwise(
     name="quantile",
+    entry_seconds=10e-9,
     aliases=("pinball",),
     summary="Quantile (pinball) loss for the q-th conditional quantile.",
     formula=Formula(
@@ -179,6 +187,7 @@ QUANTILE = _elementwise(
 
 POISSON_NLL = _elementwise(
     name="poisson_nll",
+    entry_seconds=15e-9,
     aliases=("poisson",),
     summary="Poisson negative log-likelihood of counts y under rate exp(p) (or p).",
     formula=Formula(

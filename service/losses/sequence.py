@@ -48,6 +48,7 @@ def sequence_extras(
 SEQUENCE_CROSS_ENTROPY = register(
     LossSpec(
         name="sequence_cross_entropy",
+        entry_seconds=100e-9,
         family="sequence",
         summary="Token-level cross-entropy over (N, T, C) with a (N, T) mask and ignore_index.",
         formula=Formula(

@@ -50,4 +50,4 @@ router = APIRouter(tags=["evaluate"])
 )
 async def evaluate_route(request: Request) -> Response:
     scoring = request.app.state.scoring
-    return to_response(await scoring.evaluate(request.headers, request.stream()))
+    return to_response(await scoring.evaluate(request.headers, request.receive))

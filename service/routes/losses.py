@@ -41,7 +41,7 @@ def to_response(reply: Reply) -> Response:
 
 async def handle(spec: LossSpec, request: Request) -> Response:
     return to_response(
-        await request.app.state.scoring.loss(spec, request.headers, request.stream())
+        await request.app.state.scoring.loss(spec, request.headers, request.receive)
     )
 
 
