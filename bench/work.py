@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     engine.KERNEL_THREADS.value = 1
     rng = np.random.default_rng(0)
-    print(f"{'workload':44s} {'entries':>10s} {'measured ns/entry':>18s} {'estimate/measured':>18s}")
+    print(
+        f"{'workload':44s} {'entries':>10s} {'measured ns/entry':>18s} {'estimate/measured':>18s}"
+    )
     for label, spec, predictions, targets, raw_params in workloads(rng):
         inputs = Inputs(np.ascontiguousarray(predictions), np.ascontiguousarray(targets))
         params = spec.params.model_validate(raw_params)

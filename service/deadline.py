@@ -65,9 +65,7 @@ class Deadline:
         _CURRENT.reset(token)
 
 
-_CURRENT: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
-    "deadline", default=None
-)
+_CURRENT: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("deadline", default=None)
 
 
 def current() -> Deadline | None:

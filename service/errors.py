@@ -20,6 +20,8 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+#: A 422 lists at most this many problems; ``detail`` counts the rest.
+MAX_LISTED_ERRORS = 20
 Loc = Sequence[str | int]
 
 logger = logging.getLogger("service")
@@ -94,9 +96,22 @@ class InvalidInput(ServiceError):
 
     status, slug, title = 422, "invalid-input", "Invalid Input"
 
-    def __init__(self, loc: Loc, msg: str, more: Sequence[dict[str, Any]] = ()) -> None:
+    def __init__(
+        self, loc: Loc, msg: str, more: Sequence[dict[str, Any]] = (), unlisted: int = 0
+    ) -> None:
+        """``unlisted``: problems found beyond those in ``errors`` (a list is capped at
+        :data:`MAX_LISTED_ERRORS`, so a request with a million mistakes gets a small answer)."""
         errors = [{"loc": list(loc), "msg": msg}, *more]
-        detail = msg if not more else f"{msg} (and {len(more)} more problem(s), see errors)"
+        self.unlisted = unlisted
+        if unlisted:
+            detail = (
+                f"{msg} (and {len(more) + unlisted} more problem(s); errors lists the first "
+                f"{len(errors)})"
+            )
+        elif more:
+            detail = f"{msg} (and {len(more)} more problem(s), see errors)"
+        else:
+            detail = msg
         super().__init__(detail, errors)
 
 
@@ -173,7 +188,9 @@ def install_error_handlers(app: FastAPI) -> None:
             for item in error.errors()
         ]
         first = items[0] if items else {"loc": [], "msg": "invalid request"}
-        return problem_response(StructureError(first["loc"], first["msg"], items[1:]))
+        unlisted = max(0, len(items) - MAX_LISTED_ERRORS)
+        more = items[1:MAX_LISTED_ERRORS]
+        return problem_response(StructureError(first["loc"], first["msg"], more, unlisted))
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, error: Exception) -> Response:

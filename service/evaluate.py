@@ -27,15 +27,19 @@ from service.engine import LossResult, compute
 from service.errors import InvalidInput, NonFiniteResult, StructureError
 from service.loss_request import (
     ALL_OUTPUTS,
+    MAX_INCLUDE,
     ElementBudget,
     NumberArray,
     Output,
     read_inputs,
+    refuse_unknown_keys,
     structure_error,
 )
 from service.registry import REGISTRY, LossSpec, canonical_name
 
 MAX_TERMS = 16
+#: Longest ``metrics`` list (each metric at most once; there are 8).
+MAX_METRICS = 32
 Weight = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 NonNegative = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
 
@@ -75,12 +79,14 @@ class EvaluateRequest(BaseModel):
     regularization: Regularization | None = None
     metrics: list[Any] | None = Field(
         None,
+        max_length=MAX_METRICS,
         description="Metric names or {name, params}: accuracy, precision, recall, f1, roc_auc, "
         "r2, rmse, mae.",
     )
     reduction: Literal["mean", "sum"] = "mean"
     include: list[Output] = Field(
         default_factory=lambda: list(ALL_OUTPUTS),
+        max_length=MAX_INCLUDE,
         description="Which of cost, per_sample, gradient to return.",
     )
 
@@ -109,6 +115,7 @@ class PreparedEvaluation:
 
 def prepare(document: dict[str, Any], max_elements: int, check_booleans: bool) -> work.Plan:
     """Validate everything and estimate the work (every term, the metrics, the outputs)."""
+    refuse_unknown_keys(EvaluateRequest, document)
     try:
         request = EvaluateRequest.model_validate(document)
     except ValidationError as error:
@@ -199,9 +206,12 @@ def _prepare(index: int, term: Term) -> PreparedTerm:
         )
     spec = REGISTRY[name]
     try:
+        refuse_unknown_keys(spec.params, term.params)
         params = spec.params.model_validate(term.params or {})
     except ValidationError as error:
         raise _within_term(structure_error(error, spec.params), index, "params") from None
+    except StructureError as error:
+        raise _within_term(error, index, "params") from None
     return PreparedTerm(index, term.label or term.loss, spec, term.weight, params)
 
 
@@ -214,8 +224,7 @@ def _within_term(error: InvalidInput, index: int, field: str | None) -> InvalidI
             loc = ["body", "terms", index, field, *loc[1:]]
         errors.append({**item, "loc": loc, "msg": f"terms[{index}]: {item['msg']}"})
     first, *more = errors
-    located = type(error)(first["loc"], first["msg"], more)
-    return located
+    return type(error)(first["loc"], first["msg"], more, error.unlisted)
 
 
 def _run(term: PreparedTerm, inputs: Inputs, reduction: Any, include: frozenset[str]) -> LossResult:

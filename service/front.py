@@ -264,9 +264,7 @@ class Exchange:
         self.sent = 0
         self.progress = Progress()
         length = headers.get(b"content-length")
-        self.has_body = (length is not None and length != b"0") or (
-            b"transfer-encoding" in headers
-        )
+        self.has_body = (length is not None and length != b"0") or (b"transfer-encoding" in headers)
 
     @property
     def received(self) -> int | None:
@@ -291,8 +289,10 @@ class Exchange:
             (b"x-request-id", self.request_id),
             *((name.encode(), value.encode()) for name, value in reply.headers),
         ]
-        if self.has_body and not self.progress.complete and not any(
-            name.lower() == "connection" for name, _ in reply.headers
+        if (
+            self.has_body
+            and not self.progress.complete
+            and not any(name.lower() == "connection" for name, _ in reply.headers)
         ):
             headers.append((b"connection", b"close"))  # the rest of the body is never read
         self.status, self.started = reply.status, True

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSche
 from service.codec import nested_size, to_array
 from service.contracts import Inputs
 from service.engine import LossResult
-from service.errors import PayloadTooLarge, StructureError
+from service.errors import MAX_LISTED_ERRORS, PayloadTooLarge, StructureError
 from service.registry import LossSpec
 
 #: JSON Schema of a nested array of numbers (inline, so Pydantic can merge field metadata).
@@ -33,6 +33,9 @@ NUMBER_ARRAY_SCHEMA = {
 NumberArray = Annotated[Any, WithJsonSchema(NUMBER_ARRAY_SCHEMA)]
 Output = Literal["cost", "per_sample", "gradient"]
 ALL_OUTPUTS: tuple[Output, ...] = ("cost", "per_sample", "gradient")
+#: Longest ``include`` list (its names may repeat); a longer list is refused before its entries
+#: are checked one by one.
+MAX_INCLUDE = 16
 
 
 class LossRequest(BaseModel):
@@ -53,6 +56,7 @@ class LossRequest(BaseModel):
     )
     include: list[Output] = Field(
         default_factory=lambda: list(ALL_OUTPUTS),  # a factory: no deepcopy per request
+        max_length=MAX_INCLUDE,
         description="Which of cost, per_sample, gradient to return.",
     )
 
@@ -97,6 +101,8 @@ def parse(
     spec: LossSpec, document: dict[str, Any], max_elements: int, *, check_booleans: bool = True
 ) -> ParsedRequest:
     model = request_model(spec)
+    refuse_unknown_keys(model, document)
+    refuse_unknown_keys(spec.params, document.get("params"), ("params",))
     if document.get("params") is None:
         # Validate the defaults too: a loss may require a parameter (ctc's target_lengths).
         document = {**document, "params": {}}
@@ -187,8 +193,30 @@ def structure_error(error: ValidationError, model: type[BaseModel]) -> Structure
                 "msg": f"{where}: expected {accepted}, got {_shown(group[0].get('input'))}",
             }
         )
+    unlisted = max(0, len(items) - MAX_LISTED_ERRORS)
+    first, *more = items[:MAX_LISTED_ERRORS]
+    return StructureError(first["loc"], first["msg"], more, unlisted)
+
+
+def refuse_unknown_keys(model: type[BaseModel], value: Any, loc: tuple[str, ...] = ()) -> None:
+    """Before validation: a JSON object at ``loc`` with more unknown keys than a 422 ever lists
+    is refused here, in one pass over its keys, listing the first of them. (Pydantic would build
+    an error per key first: a million unknown params took seconds and gigabytes.) Objects with
+    fewer go to Pydantic, whose messages these repeat."""
+    if not isinstance(value, dict) or len(value) <= MAX_LISTED_ERRORS:
+        return
+    known = model.model_fields
+    unknown = [key for key in value if key not in known]
+    if len(unknown) <= MAX_LISTED_ERRORS:
+        return
+    allowed = ", ".join(known) or "none"
+    what = "parameter" if loc[:1] == ("params",) else "field"
+    items = [
+        {"loc": ["body", *loc, key], "msg": f"unknown {what} {key!r}; allowed: {allowed}"}
+        for key in unknown[:MAX_LISTED_ERRORS]
+    ]
     first, *more = items
-    return StructureError(first["loc"], first["msg"], more)
+    raise StructureError(first["loc"], first["msg"], more, len(unknown) - MAX_LISTED_ERRORS)
 
 
 TYPE_ERRORS = frozenset(

@@ -178,7 +178,9 @@ CASES = {
     "v1-heavy-lane": ("/v1/losses/mse", v1_body, JSON_HEADERS, 200, {"heavy_work_seconds": 0}),
     "v1-504-deadline": (
         "/v1/losses/custom",
-        lambda: v1_body(params={"expression": "sin(p * k) + cos(y * k)", "constants": {"k": 1e299}}),
+        lambda: v1_body(
+            params={"expression": "sin(p * k) + cos(y * k)", "constants": {"k": 1e299}}
+        ),
         JSON_HEADERS,
         504,
         {"compute_timeout_seconds": 1e-4, "heavy_work_seconds": 0},

@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from service.contracts import Inputs
-from service.errors import NonFiniteResult, StructureError, body_loc
+from service.errors import MAX_LISTED_ERRORS, NonFiniteResult, StructureError, body_loc
 from service.metrics.catalogue import METRICS
 from service.metrics.params import MetricRequest
 
@@ -72,6 +72,7 @@ def parse_metric(item: Any, index: int) -> MetricRequest:
         raise StructureError(
             [*loc, "params"], f"{name} params must be an object, got {_kind(params)}"
         )
+    _refuse_unknown_params(params, name, spec.params.model_fields, loc)
     try:
         validated = spec.params.model_validate(params or {})
     except ValidationError as error:
@@ -106,6 +107,29 @@ def _unknown_metric_message(name: Any) -> str:
     return f"unknown metric {name!r}{hint} Known metrics: {', '.join(known)}"
 
 
+def _refuse_unknown_params(
+    params: Any, name: str, fields: dict[str, Any], loc: list[str | int]
+) -> None:
+    """Many unknown keys are refused in one pass, before Pydantic builds an error per key."""
+    if not isinstance(params, dict) or len(params) <= MAX_LISTED_ERRORS:
+        return
+    unknown = [key for key in params if key not in fields]
+    if len(unknown) > MAX_LISTED_ERRORS:
+        items = [_unknown_param(key, name, fields, loc) for key in unknown[:MAX_LISTED_ERRORS]]
+        first, *more = items
+        raise StructureError(first["loc"], first["msg"], more, len(unknown) - MAX_LISTED_ERRORS)
+
+
+def _unknown_param(
+    key: str, name: str, fields: dict[str, Any], loc: list[str | int]
+) -> dict[str, Any]:
+    allowed = ", ".join(fields) or "none"
+    return {
+        "loc": [*loc, "params", key],
+        "msg": f"unknown parameter {key!r} for {name}; allowed: {allowed}",
+    }
+
+
 def _params_error(
     error: ValidationError, name: str, fields: dict[str, Any], loc: list[str | int]
 ) -> StructureError:
@@ -115,13 +139,14 @@ def _params_error(
         where = [*loc, "params", *item["loc"]]
         key = ".".join(str(part) for part in item["loc"])
         if item["type"] == "extra_forbidden":
-            allowed = ", ".join(fields) or "none"
-            msg = f"unknown parameter {key!r} for {name}; allowed: {allowed}"
-        else:
-            msg = f"{name} params.{key}: {item['msg']}, got {item.get('input')!r}"
+            items.append(_unknown_param(key, name, fields, loc))
+            continue
+        shown = repr(item.get("input"))
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        msg = f"{name} params.{key}: {item['msg']}, got {shown}"
         items.append({"loc": where, "msg": msg})
-    first, *more = items
-    return StructureError(first["loc"], first["msg"], more)
+    first, *more = items[:MAX_LISTED_ERRORS]
+    return StructureError(first["loc"], first["msg"], more, max(0, len(items) - MAX_LISTED_ERRORS))
 
 
 def _kind(value: Any) -> str:
