@@ -11,7 +11,8 @@ cannot know (``tests/test_fuzz_openapi.py`` holds every response to the document
   unsupported ``Content-Encoding``) or binary tensor data (``application/octet-stream``);
 - every ``/v1`` and ``/v2`` operation other than health may answer 401 (API keys configured,
   with ``WWW-Authenticate``); the scoring ones (the POSTs) also 503 when the worker sheds load
-  (with ``Retry-After``), as :mod:`service.front` decides;
+  (with ``Retry-After``), 408 when the body stalls and 504 past the compute deadline, as
+  :mod:`service.scoring` decides;
 - the health routes' and ``/metrics``' bodies, and ``/v1/evaluate``'s response schema.
 """
 
@@ -243,6 +244,16 @@ def _amend(document: dict[str, Any]) -> None:
             )
         if _guarded(path) and method == "post":
             responses["503"] = _overload(error_schema)
+            responses["408"] = _problem(
+                "The body stalled or arrived too slowly (LOSS_SERVICE_BODY_TIMEOUT_SECONDS, "
+                "LOSS_SERVICE_BODY_MIN_BYTES_PER_SECOND); the connection closes.",
+                error_schema,
+            )
+            responses["504"] = _problem(
+                "The computation passed its deadline (LOSS_SERVICE_COMPUTE_TIMEOUT_SECONDS) "
+                "and was stopped.",
+                error_schema,
+            )
         elif "503" in responses and PROBLEM_MEDIA_TYPE in responses["503"].get("content", {}):
             # Only the scoring routes are shed under load (service/front.py); a route that
             # never answers an overload 503 keeps only its own (readiness) 503, if any.

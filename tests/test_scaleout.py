@@ -28,8 +28,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,14 +150,15 @@ class Process:
 
 
 class Replica(Process):
-    def __init__(self, index: int, port: int, workdir: Path) -> None:
-        env = clean_env(
-            LOSS_SERVICE_WORKERS="1",
-            LOSS_SERVICE_KERNEL_THREADS="1",
-            LOSS_SERVICE_COMPUTE_THREADS="2",
-            LOSS_SERVICE_KEEPALIVE_SECONDS="75",  # above nginx's upstream keepalive_timeout
-            LOSS_SERVICE_LOG_LEVEL="warning",
-        )
+    def __init__(self, index: int, port: int, workdir: Path, **variables: str) -> None:
+        settings = {
+            "LOSS_SERVICE_WORKERS": "1",
+            "LOSS_SERVICE_KERNEL_THREADS": "1",
+            "LOSS_SERVICE_COMPUTE_THREADS": "2",
+            "LOSS_SERVICE_KEEPALIVE_SECONDS": "75",  # above nginx's upstream keepalive_timeout
+            "LOSS_SERVICE_LOG_LEVEL": "warning",
+        }
+        env = clean_env(**{**settings, **variables})
         args = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)]
         super().__init__(
             f"replica {index} (port {port})", args, env, workdir / f"replica{index}.log"
@@ -223,24 +224,28 @@ class Cluster:
         return "\n".join(parts)
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+@contextmanager
+def running_cluster(
+    work: Path, edit: Callable[[str], str] = lambda text: text, **replica_env: str
+) -> Iterator[Cluster]:
+    """nginx in front of three replicas; ``edit`` changes the rendered nginx.conf."""
     binary = nginx_binary()
     if binary is None:
         pytest.skip(
             "nginx is not installed: `apt-get install -y nginx` (Debian/Ubuntu); "
             ".ci/run installs it when it runs as root"
         )
-    work = tmp_path
-    replicas = [Replica(i, free_port(), work) for i in range(3)]
+    replicas = [Replica(i, free_port(), work, **replica_env) for i in range(3)]
     nginx_port = free_port()
     conf = work / "nginx.conf"
     conf.write_text(
-        render_nginx_conf(
-            NGINX_CONF.read_text(encoding="utf-8"),
-            nginx_port,
-            [r.port for r in replicas],
-            work,
+        edit(
+            render_nginx_conf(
+                NGINX_CONF.read_text(encoding="utf-8"),
+                nginx_port,
+                [r.port for r in replicas],
+                work,
+            )
         ),
         encoding="utf-8",
     )
@@ -263,6 +268,12 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     finally:
         for process in [nginx, *replicas]:
             process.stop(timeout=10)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    with running_cluster(tmp_path) as running:
+        yield running
 
 
 # ---- requests ---------------------------------------------------------------------------------
@@ -468,3 +479,65 @@ def test_nginx_hides_a_killed_and_a_restarted_replica(cluster: Cluster) -> None:
     assert {address for address, _ in served} >= ports, summary
     assert after_restart[(str(restarted.port), "200")] > 0, summary
     assert not any(a == str(killed.port) and s == "200" for a, s in after_restart), summary
+
+
+# ---- a request that times out at nginx -----------------------------------------------------
+
+
+def slow_custom_request(entries: int) -> bytes:
+    """A custom loss that takes seconds (40 sines of huge arguments, ~6 us per entry) yet is
+    within the work budget the replicas are given."""
+    terms = [f"sin(p*k + {i})" for i in range(40)]
+    groups = ["(" + " + ".join(terms[i : i + 10]) + ")" for i in range(0, len(terms), 10)]
+    body = {
+        "predictions": [round(0.001 * (i % 997), 3) for i in range(entries)],
+        "targets": [0.5] * entries,
+        "params": {"expression": " + ".join(groups), "constants": {"k": 1e299}},
+        "include": ["cost"],
+    }
+    return json.dumps(body).encode()
+
+
+def requests_seen(port: int, loss: str) -> float:
+    """The replica's own count of scoring requests for ``loss`` (every status)."""
+    _, text = request(port, "GET", "/metrics")
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.decode().splitlines()
+        if line.startswith("loss_service_requests_total{") and f'loss="{loss}"' in line
+    )
+
+
+def test_a_request_that_times_out_at_nginx_is_not_replayed(tmp_path: Path) -> None:
+    """nginx gives up on a slow replica after proxy_read_timeout (1 s here) with a 504 and does
+    not send the request to the other replicas; the replica stops the work when nginx closes
+    the connection (its access line says 499)."""
+
+    def short_read_timeout(text: str) -> str:
+        return replace_once(text, r"proxy_read_timeout \S+;", "proxy_read_timeout 1s;")
+
+    with running_cluster(
+        tmp_path, short_read_timeout, LOSS_SERVICE_MAX_WORK_SECONDS="1000",
+        LOSS_SERVICE_LOG_LEVEL="info",
+    ) as cluster:  # fmt: skip
+        body = slow_custom_request(500_000)
+        status, payload = request(cluster.nginx_port, "POST", "/v1/losses/custom", body, 60)
+        assert status == 504, payload[:300]
+        # nginx logs the request, and the replica notices nginx closing the connection and
+        # stops at its next chunk of work (its access line and metrics come when it ends),
+        # within about a second.
+        deadline = time.monotonic() + 20
+        while True:
+            lines = cluster.access_log.read_text(encoding="utf-8", errors="replace").splitlines()
+            line = [text for text in lines if "/v1/losses/custom" in text and " upstream=" in text]
+            seen = [requests_seen(replica.port, "custom") for replica in cluster.replicas]
+            if (line and sum(seen) >= 1) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert len(line) == 1, line
+        assert ", " not in line[0].split(" upstream=")[1].split(" ")[0], f"retried: {line[0]}"
+        assert sorted(seen) == [0.0, 0.0, 1.0], f"the request reached {seen} replicas"
+        served = cluster.replicas[seen.index(1.0)]
+        log = served.log.read_text(encoding="utf-8", errors="replace")
+        finished = [text for text in log.splitlines() if '"/v1/losses/custom"' in text]
+        assert finished and '"status":499' in finished[-1], finished

@@ -29,7 +29,9 @@ BINARY = "application/octet-stream"
 ERRORS = {
     400: {"description": "Invalid request; problem+json with an `error` member."},
     404: {"description": "Unknown model (loss) or version."},
-    413: {"description": "Body, decompressed body or element count over the limit."},
+    413: {
+        "description": "Body, decompressed body, element count or estimated work over the limit."
+    },
 }
 
 

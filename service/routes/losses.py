@@ -26,7 +26,8 @@ ERROR_RESPONSES = {
     for status, description in {
         400: "Malformed JSON.",
         404: "Unknown loss.",
-        413: "Body or element count over the configured limit.",
+        413: "Body, element count or estimated work over the configured limit "
+        "(payload-too-large, work-too-large).",
         415: "Content-Type is not JSON.",
         422: "The request does not fit the loss (structure, shape, domain, non-finite result).",
     }.items()
