@@ -13,6 +13,19 @@ ignore, from the contract). Then, with :math:`S_i = \sum_{e \in i} v_e l_e` and
   :math:`c_e = w_e / W` (mean) or :math:`w_e` (sum). The weights do not depend on the
   predictions, so :math:`c_e` is known before the kernel runs and the kernel applies it in
   the same pass that computes :math:`l_e`.
+
+**Means of tiny weights.** A mean does not change when every weight is multiplied by the same
+number, but ``sum`` and ``weight_sum`` underflow where the weights are tiny (subnormal:
+``5e-324 * 0.1`` is 0, ``1e-320 * 0.3`` keeps about 3 digits), so ``sum / weight_sum`` can be
+0 or wrong in the leading digit. The means are therefore formed from weights multiplied by exact
+powers of two (:func:`numpy.ldexp`): each sample's element weights so that their largest lies
+in [0.5, 1), then the sample factors so that the largest lies in [0.5, 1). Only weights below
+0.5 are scaled, and only up: large weights can only overflow, which is a 422 either way. A
+scaling by a power of two is exact wherever nothing underflows, so for ordinary weights every
+number is bit for bit what the unscaled formulas give (and when no weight is below 0.5 the
+unscaled arrays are used as they are). ``cost``, ``per_sample`` and ``c_e`` (under ``mean``)
+come from the scaled weights; ``sum`` and ``weight_sum`` keep their definitions, scaled back,
+and may underflow (they are what shards merge with).
 """
 
 from __future__ import annotations
@@ -27,16 +40,30 @@ from service.errors import DomainError, ShapeError, body_loc
 
 Reduction = Literal["mean", "sum"]
 NO_GRADIENT = np.empty(0)
+#: Weights at or above this are used as they are (the bottom of frexp's mantissa range).
+NORMALISED = 0.5
 
 
 @dataclass(frozen=True)
 class Weights:
+    r"""The weights as sent (``sample``, ``element``, ``per_sample_total``, ``total``), and the
+    same weights scaled for the means (``mean_*``): ``mean_sample[i] * mean_element[e]`` is
+    :math:`w_e \cdot 2^{-shift}` (exactly, wherever nothing underflows) and ``mean_total`` is
+    :math:`W \cdot 2^{-shift}`. ``mean_element`` row i is :math:`v_e` times a power of two of
+    its own, which ``per_sample`` (a ratio within the row) does not see. Without scaling the
+    ``mean_*`` fields are the unscaled ones and ``shift`` is 0."""
+
     n_samples: int
     elements_per_sample: int
     sample: np.ndarray | None  # (N,) or None = all ones
     element: np.ndarray | None  # (N*K,) or None = all ones
     per_sample_total: np.ndarray  # V_i, (N,)
     total: float  # W
+    mean_sample: np.ndarray | None  # (N,) or None = all ones
+    mean_element: np.ndarray | None  # (N*K,) or None = all ones
+    mean_per_sample_total: np.ndarray  # (N,)
+    mean_total: float  # W * 2**-shift
+    shift: int  # <= 0
 
 
 def check_sample_weight(sample_weight: np.ndarray | None, n_samples: int) -> np.ndarray | None:
@@ -67,33 +94,144 @@ def weigh(batch: Batch, sample_weight: np.ndarray | None) -> Weights:
         per_sample_total = element.reshape(n, k).sum(axis=1)
     if sample_weight is None and element is None:
         total = float(n * k)  # what the sum of n copies of k gives, exactly
-    elif sample_weight is None:
+        return _unscaled(n, k, None, None, per_sample_total, total)
+    scaled = _scaled(n, k, sample_weight, element, per_sample_total)
+    if scaled is not None:
+        return scaled
+    if sample_weight is None:
         total = float(per_sample_total.sum())
     else:
         total = float(sample_weight @ per_sample_total)
-    return Weights(n, k, sample_weight, element, per_sample_total, total)
+    return _unscaled(n, k, sample_weight, element, per_sample_total, total)
+
+
+def _unscaled(
+    n: int,
+    k: int,
+    sample: np.ndarray | None,
+    element: np.ndarray | None,
+    per_sample_total: np.ndarray,
+    total: float,
+) -> Weights:
+    return Weights(
+        n,
+        k,
+        sample,
+        element,
+        per_sample_total,
+        total,
+        mean_sample=sample,
+        mean_element=element,
+        mean_per_sample_total=per_sample_total,
+        mean_total=total,
+        shift=0,
+    )
+
+
+def _scaled(
+    n: int,
+    k: int,
+    sample_weight: np.ndarray | None,
+    element: np.ndarray | None,
+    per_sample_total: np.ndarray,
+) -> Weights | None:
+    r"""The weights scaled by powers of two for the means; None when none is below 0.5.
+
+    Row i's element weights are multiplied by :math:`2^{-b_i}`, :math:`b_i \le 0` the exponent
+    of their largest (in frexp's sense: largest = m 2^b, m in [0.5, 1)) when that is below 0.5.
+    Sample i then stands for the factor :math:`f_i = s_i 2^{b_i}`, whose exponent is
+    :math:`a_i + b_i` (:math:`s_i = m_i 2^{a_i}`); the factors are multiplied by
+    :math:`2^{-E}`, E the largest exponent among the samples that weigh anything, when E < 0.
+    Samples that weigh nothing (sample weight 0, or every element weight 0) get factor 0: their
+    terms are all 0 anyway, and a huge weight there must not overflow the others' scaling.
+    """
+    row_exponent = None
+    mean_element, mean_per_sample_total = element, per_sample_total
+    if element is not None and ((element > 0) & (element < NORMALISED)).any():
+        # A row whose total is >= k / 2 has an entry >= 1/2: only the others need their max
+        # (and none does when every positive weight is >= 1/2, as with 0/1 masks).
+        small = np.flatnonzero((per_sample_total > 0) & (per_sample_total < NORMALISED * k))
+        if small.size:
+            grid = element.reshape(n, k)
+            exponents = np.minimum(np.frexp(grid[small].max(axis=1))[1], 0)
+            if exponents.any():
+                row_exponent = np.zeros(n, dtype=np.int64)
+                row_exponent[small] = exponents
+                mean_element = np.ldexp(grid, -row_exponent[:, None]).reshape(-1)
+                mean_per_sample_total = mean_element.reshape(n, k).sum(axis=1)
+    if row_exponent is None:  # at most the sample weights to scale, by one power of two
+        if sample_weight is None:
+            return None
+        weighing = sample_weight
+        if element is not None:
+            weighing = np.where(per_sample_total > 0, sample_weight, 0.0)
+        largest = float(weighing.max())
+        if not 0.0 < largest < NORMALISED:
+            return None
+        shift = int(np.frexp(largest)[1])
+        mean_sample = np.ldexp(weighing, -shift)
+    else:
+        if sample_weight is None:
+            mantissa, exponent = np.full(n, 0.5), np.ones(n, dtype=np.int64)  # 1 = 0.5 * 2**1
+        else:
+            mantissa, exponent = np.frexp(sample_weight)
+        exponent = exponent + row_exponent
+        weighs = (mantissa > 0) & (mean_per_sample_total > 0)
+        if not weighs.any():
+            return None  # W = 0: nothing to scale
+        shift = min(int(exponent[weighs].max()), 0)
+        mean_sample = np.ldexp(np.where(weighs, mantissa, 0.0), exponent - shift)
+    mean_total = float(mean_sample @ mean_per_sample_total)
+    return Weights(
+        n,
+        k,
+        sample_weight,
+        element,
+        per_sample_total,
+        total=float(np.ldexp(mean_total, shift)),
+        mean_sample=mean_sample,
+        mean_element=mean_element,
+        mean_per_sample_total=mean_per_sample_total,
+        mean_total=mean_total,
+        shift=shift,
+    )
+
+
+def mean_weight_grid(weights: Weights) -> np.ndarray:
+    r""":math:`w_e \cdot 2^{-shift}` over the element grid (N, K): the weights to form any other
+    weighted mean from (a per-class mean, say) without the underflow of the raw products."""
+    n, k = weights.n_samples, weights.elements_per_sample
+    sample, element = weights.mean_sample, weights.mean_element
+    grid = np.ones((n, k)) if element is None else element.reshape(n, k).copy()
+    if sample is not None:
+        grid *= sample[:, None]
+    return grid
 
 
 def gradient_scale(weights: Weights, reduction: Reduction) -> np.ndarray:
     """:math:`c_e`, flat over the element grid: what each element's derivative is multiplied by.
 
-    Under ``mean`` the weights are divided by W (never multiplied by 1/W, which overflows for
-    W below ~5.6e-309 although every weight / W is representable).
+    Under ``mean`` the scaled weights are divided by their total (never multiplied by 1/W,
+    which overflows for W below ~5.6e-309 although every weight / W is representable).
     """
     n, k = weights.n_samples, weights.elements_per_sample
-    if weights.sample is None and weights.element is None:
-        if reduction == "mean" and weights.total > 0:
-            return np.full(n * k, 1.0 / weights.total)  # = 1 / W, each weight being 1
-        scale = np.ones(n * k)
-    elif weights.element is None:
-        scale = np.repeat(weights.sample, k)
-    elif weights.sample is None:
-        scale = weights.element.copy()
-    else:
-        scale = (weights.element.reshape(n, k) * weights.sample[:, None]).reshape(-1)
     if reduction == "mean":
-        if weights.total > 0:
-            scale /= weights.total
+        sample, element, total = weights.mean_sample, weights.mean_element, weights.mean_total
+    else:
+        sample, element, total = weights.sample, weights.element, weights.total
+    if sample is None and element is None:
+        if reduction == "mean" and total > 0:
+            return np.full(n * k, 1.0 / total)  # = 1 / W, each weight being 1
+        scale = np.ones(n * k)
+    elif element is None:
+        scale = np.repeat(sample, k)
+    elif sample is None:
+        scale = element.copy()
+    else:
+        scale = (element.reshape(n, k) * sample[:, None]).reshape(-1)
+    if reduction == "mean":
+        if total > 0:
+            scale /= total
         else:
             scale[:] = 0.0
     return scale
@@ -105,31 +243,39 @@ class Reduced:
     per_sample: np.ndarray
     sum: float
     weight_sum: float
+    #: The weighted mean sum / weight_sum under either reduction, formed from the scaled
+    #: weights (exact where ``sum`` and ``weight_sum`` underflow); 0 when W = 0.
+    mean: float
 
 
 def reduce(element_losses: np.ndarray, weights: Weights, reduction: Reduction) -> Reduced:
     n, k = weights.n_samples, weights.elements_per_sample
     losses = element_losses.reshape(n, k)
-    if weights.element is None:
+    element, sample = weights.mean_element, weights.mean_sample
+    if element is None:
         per_sample_sum = losses.sum(axis=1)
     else:
-        per_sample_sum = np.einsum("ij,ij->i", losses, weights.element.reshape(n, k))
-    if weights.element is None and k > 0:  # every sample's total is k: one division
+        per_sample_sum = np.einsum("ij,ij->i", losses, element.reshape(n, k))
+    if element is None and k > 0:  # every sample's total is k: one division
         per_sample = per_sample_sum / float(k)
     else:
         per_sample = np.zeros(n)
         np.divide(
             per_sample_sum,
-            weights.per_sample_total,
+            weights.mean_per_sample_total,
             out=per_sample,
-            where=weights.per_sample_total > 0,
+            where=weights.mean_per_sample_total > 0,
         )
-    if weights.sample is None:
-        total_sum = float(per_sample_sum.sum())
+    if sample is None:
+        scaled_sum = float(per_sample_sum.sum())
     else:
-        total_sum = float(weights.sample @ per_sample_sum)
-    if reduction == "mean":
-        cost = total_sum / weights.total if weights.total > 0 else 0.0
-    else:
-        cost = total_sum
-    return Reduced(cost=cost, per_sample=per_sample, sum=total_sum, weight_sum=weights.total)
+        scaled_sum = float(sample @ per_sample_sum)
+    total_sum = float(np.ldexp(scaled_sum, weights.shift)) if weights.shift else scaled_sum
+    mean = scaled_sum / weights.mean_total if weights.mean_total > 0 else 0.0
+    return Reduced(
+        cost=mean if reduction == "mean" else total_sum,
+        per_sample=per_sample,
+        sum=total_sum,
+        weight_sum=weights.total,
+        mean=mean,
+    )

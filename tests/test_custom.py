@@ -397,7 +397,7 @@ DERIVATIVES = [
     ("clip(p, 0, 1)", "where(0 < p, where(p < 1, 1, 0), 0)"),
     ("minimum(p, y)", "where(p < y, 1, 0)"),
     ("maximum(p, p + 1)", "1"),
-    ("p**y", "y * p**(y - 1)"),
+    ("p**y", "where(y == 0, 0, y * p**(y - 1))"),  # 0 where y = 0, as PyTorch (issue 11)
     ("2**p", "2**p * log(2)"),
     ("k * p + y", "k"),
     ("9**9**9**9 + sign(p)", "0"),

@@ -4,8 +4,9 @@ Rules (``u``, ``v``: subexpressions; ``'``: d/dp; a subexpression without ``p`` 
 
     p' = 1                 (-u)' = -u'              (u ± v)' = u' ± v'
     (u v)' = u' v + u v'   (u / v)' = (u' - u / v * v') / v
-    (u**c)' = c u**(c - 1) u'           when c does not contain p
-    (u**v)' = u**v (v' log(u) + v u' / u)   otherwise
+    (u**c)' = where(c == 0, 0, c u**(c - 1)) u'     when c does not contain p
+    (u**v)' = where(u == 0, B u' + E v', u**v (v' log(u) + v u' / u))   otherwise, with
+              B = where(v == 0, 0, v u**(v - 1)),  E = where(v >= 0, 0, u**v log(u))
     abs(u)' = sign(u) u'        (0 at u = 0: API.md's kink rule)
     exp(u)' = exp(u) u'         log(u)' = u' / u           log1p(u)' = u' / (1 + u)
     expm1(u)' = exp(u) u'       sqrt(u)' = u' / (2 sqrt(u))  square(u)' = 2 u u'
@@ -18,6 +19,15 @@ Rules (``u``, ``v``: subexpressions; ``'``: d/dp; a subexpression without ``p`` 
     clip(x, lo, hi)' = where(lo < x, where(x < hi, x', 0), 0)   (constant bounds; otherwise
                        the derivative of minimum(maximum(x, lo), hi))
     where(c, a, b)' = where(c, a', b')        (the branch taken is differentiated)
+
+Powers follow PyTorch where the textbook rule is 0 * inf or inf - inf (torch/csrc/autograd/
+FunctionsManual.cpp): ``pow_backward`` / ``pow_backward_self`` give d(u**v)/du = 0 where the
+exponent is 0 (``at::where(exponent == 0.0, 0, exponent * self.pow(exponent - 1))``; a scalar
+exponent of 0 gives zeros), so ``p**y`` has slope 0 at p = 0, y = 0 instead of 0 * 0**-1;
+``pow_backward_exponent`` gives d(u**v)/dv = 0 where ``self == 0 && exponent >= 0`` (0 at
+u = 0, v = 0 "by continuity", -inf for v < 0), else ``result * log(self)``. Those forms are
+used where u == 0 (for a variable exponent) or c == 0 (a constant one); everywhere else the
+derivative is the one above, unchanged (for c == 0 with u != 0 both are 0).
 
 At a tie of minimum / maximum the function has a kink unless both sides have the same
 derivative there: the derivative is that common value where they agree (``minimum(p, p**y)``
@@ -207,6 +217,12 @@ def call(function: str, *arguments: Node) -> Node:
     return apply(function, *arguments)
 
 
+def _base_slope(u: Node, v: Node) -> Node:
+    """d(u**v)/du as PyTorch's ``pow_backward_self``: 0 where v == 0 (where u**(v - 1) may be
+    infinite), else v u**(v - 1); a number v folds the condition away."""
+    return where(apply("==", v, ZERO), ZERO, multiply(v, power(u, subtract(v, ONE))))
+
+
 # -- the rules -------------------------------------------------------------------------------
 
 
@@ -255,8 +271,12 @@ class _Differentiator:
         if op == "/":
             return divide(subtract(du, multiply(divide(u, v), dv)), v)
         if not depends_on_p(v, self.dependence):  # u**c
-            return multiply(multiply(v, power(u, subtract(v, ONE))), du)
-        return multiply(node, add(multiply(dv, call("log", u)), divide(multiply(v, du), u)))
+            return multiply(_base_slope(u, v), du)
+        textbook = multiply(node, add(multiply(dv, call("log", u)), divide(multiply(v, du), u)))
+        # At u == 0 the textbook form is 0 * inf or -inf + inf: PyTorch's two terms there.
+        exponent_slope = where(apply(">=", v, ZERO), ZERO, multiply(node, call("log", u)))
+        at_zero = add(multiply(_base_slope(u, v), du), multiply(exponent_slope, dv))
+        return where(apply("==", u, ZERO), at_zero, textbook)
 
     @staticmethod
     def function(node: Node, op: str, u: Node, du: Node) -> Node:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache, cached_property, partial
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -86,8 +86,18 @@ class InferRequest(BaseModel):
 
 @dataclass(frozen=True)
 class DecodedTensor:
+    """One input as sent: ``values`` are int64 (the exact integers) for INT32 / INT64 tensors,
+    float64 for FP32 / FP64 ones; C-contiguous, finite. ``array`` is float64, for the loss's
+    arithmetic (the tensor inputs), converted once, when first read."""
+
     datatype: str
-    array: np.ndarray  # float64, C-contiguous, finite
+    values: np.ndarray
+
+    @cached_property
+    def array(self) -> np.ndarray:
+        if self.values.dtype == np.float64:
+            return self.values
+        return self.values.astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -207,7 +217,8 @@ def _reduction(value: Any) -> Literal["mean", "sum"]:
 def decode_inputs(
     spec: LossSpec, inputs: list[InputTensor], framing: Framing, max_elements: int
 ) -> dict[str, DecodedTensor]:
-    """Every input as float64, after checking names, the element budget and the framing."""
+    """Every input decoded (FP as float64, INT as exact int64: :class:`DecodedTensor`), after
+    checking names, the element budget and the framing."""
     accepted = (*TENSOR_INPUTS, *array_params(spec))
     names = [tensor.name for tensor in inputs]
     unknown = [name for name in names if name not in accepted]
@@ -233,10 +244,10 @@ def decode_inputs(
     for tensor in inputs:
         chunk = chunks.get(tensor.name)
         if chunk is None:
-            array = tensors.from_json(tensor.name, tensor.datatype, tensor.shape, tensor.data)
+            values = tensors.from_json(tensor.name, tensor.datatype, tensor.shape, tensor.data)
         else:
-            array = tensors.from_bytes(tensor.name, tensor.datatype, tensor.shape, chunk)
-        decoded[tensor.name] = DecodedTensor(tensor.datatype, array)
+            values = tensors.from_bytes(tensor.name, tensor.datatype, tensor.shape, chunk)
+        decoded[tensor.name] = DecodedTensor(tensor.datatype, values)
     return decoded
 
 
@@ -316,7 +327,8 @@ def parameters_model(spec: LossSpec) -> type[BaseModel]:
 def loss_params(
     spec: LossSpec, parameters: dict[str, Any], decoded: dict[str, DecodedTensor]
 ) -> Any:
-    """The loss's params: scalar request parameters plus array params sent as inputs."""
+    """The loss's params: scalar request parameters plus array params sent as inputs (INT
+    tensors as the exact integers sent, never through float64)."""
     values = {
         name: value
         for name, value in parameters.items()
@@ -330,7 +342,7 @@ def loss_params(
                 ["body", "parameters", name],
                 f"{name} is given both as an input and as a parameter; send it once",
             )
-        values[name] = tensors.as_parameter(decoded[name].array, decoded[name].datatype)
+        values[name] = tensors.as_parameter(decoded[name].values)
     model = parameters_model(spec)
     try:
         return model.model_validate({"params": values}).params  # type: ignore[attr-defined]

@@ -4,21 +4,24 @@ and back again.
 A request tensor is ``{"name", "shape", "datatype", "data"}`` with ``data`` flat (row-major) or
 nested; with Triton's binary tensor extension, ``parameters.binary_data_size`` replaces
 ``data`` and the bytes follow the JSON header. Datatypes FP32, FP64, INT32 and INT64 are
-accepted for every input; every input is computed in float64 (API.md: "All arithmetic is
-float64"). Outputs are FP64, or FP32 when the predictions were FP32.
+accepted for every input. FP tensors are read as float64; INT tensors as the exact integers
+sent (int64), checked against their datatype's range as integers, so that array params
+(``target_lengths``, ...) and messages carry the value sent (2**63 - 1 is not 2**63). What a
+loss computes on is float64 (API.md: "All arithmetic is float64"): the protocol converts the
+tensor inputs there. Outputs are FP64, or FP32 when the predictions were FP32.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from itertools import chain
+from typing import Any, Literal, NoReturn
 
 import numpy as np
 
-from service.codec import require_finite, to_array
-from service.domain import fail_at
-from service.errors import NonFiniteResult, StructureError
+from service.codec import MAX_DIMENSIONS, holds_boolean, require_finite, to_array
+from service.errors import DomainError, NonFiniteResult, StructureError, body_loc, index_text
 from service.finite import first_non_finite
 from service.inference.errors import MalformedTensorData
 
@@ -47,13 +50,21 @@ def byte_size(shape: Sequence[int], datatype: str) -> int:
 
 
 def from_json(name: str, datatype: str, shape: Sequence[int], data: Any) -> np.ndarray:
-    """JSON ``data`` (flat row-major, or nested in the declared shape) as float64."""
+    """JSON ``data`` (flat row-major, or nested in the declared shape): float64 for FP
+    datatypes, the exact integers as int64 for INT ones."""
     if not isinstance(data, list | np.ndarray):  # an array from the decode helper
         raise StructureError(
             inputs_loc(name, "data"),
             f"{name}: data must be an array of numbers (flat or nested), got {type(data).__name__}",
         )
-    array = to_array(data, name)  # rectangular, numbers only, finite, float64
+    if datatype not in INTEGER_DATATYPES:
+        array = to_array(data, name)  # rectangular, numbers only, finite, float64
+    elif isinstance(data, np.ndarray) and data.dtype.kind == "i":
+        array = _in_range(data.astype(np.int64, copy=False), name, datatype)
+    else:  # a decode helper's float or uint64 array holds what its list held
+        array = integers_from_list(
+            name, datatype, data if isinstance(data, list) else data.tolist()
+        )
     expected = element_count(shape)
     if array.ndim > 1 and array.shape != tuple(shape):
         raise StructureError(
@@ -66,25 +77,81 @@ def from_json(name: str, datatype: str, shape: Sequence[int], data: Any) -> np.n
             inputs_loc(name, "data"),
             f"{name}: shape {list(shape)} needs {expected} values but data holds {array.size}",
         )
-    array = array.reshape(shape)
-    if datatype in INTEGER_DATATYPES:
-        _require_integers(array, name, datatype)
+    return array.reshape(shape)
+
+
+def integers_from_list(name: str, datatype: str, data: list) -> np.ndarray:
+    """The JSON ``data`` of an INT32 / INT64 tensor, nested Python lists, as exact int64.
+
+    Python ints within int64 convert exactly (NumPy makes an int64 array of them). Anything
+    else (a float, or an int from 2**63 on, which NumPy would round to float64 beside others)
+    is read one Python number at a time, so a non-integer or out-of-range value is reported
+    as it was sent. The structure (rectangular, numbers only, no booleans, finite) is checked
+    as for every array, with the same messages.
+    """
+    try:
+        raw = np.asarray(data)
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        raw = None  # ragged or junk: to_array below says what
+    if (
+        raw is not None
+        and raw.dtype.kind == "i"
+        and raw.ndim <= MAX_DIMENSIONS
+        and not holds_boolean(data, raw.ndim)
+    ):
+        return _in_range(raw.astype(np.int64, copy=False), name, datatype)
+    shape = to_array(data, name).shape  # raises for anything that is not an array of numbers
+    values: Any = data
+    for _ in range(len(shape) - 1):
+        values = chain.from_iterable(values)
+    low, high = _limits(datatype)
+    exact = []
+    for position, value in enumerate(values):
+        number = value
+        if isinstance(value, float):
+            if not value.is_integer():
+                _refuse(name, shape, position, value, f"is not an integer (datatype {datatype})")
+            number = int(value)
+        if not low <= number <= high:
+            _refuse(name, shape, position, value, _outside(datatype))
+        exact.append(number)
+    return np.array(exact, dtype=np.int64).reshape(shape)
+
+
+def _limits(datatype: str) -> tuple[int, int]:
+    info = np.iinfo(DTYPES[datatype])
+    return int(info.min), int(info.max)
+
+
+def _outside(datatype: str) -> str:
+    low, high = _limits(datatype)
+    return f"is outside the range of {datatype} [{low}, {high}]"
+
+
+def _in_range(array: np.ndarray, name: str, datatype: str) -> np.ndarray:
+    """An int64 array, checked against the datatype's range (in integers: exact)."""
+    if datatype == "INT64":
+        return array
+    low, high = _limits(datatype)
+    outside = (array < low) | (array > high)
+    if outside.any():
+        position = int(np.argmax(outside.reshape(-1)))
+        _refuse(name, array.shape, position, int(array.reshape(-1)[position]), _outside(datatype))
     return array
 
 
-def _require_integers(array: np.ndarray, name: str, datatype: str) -> None:
-    fail_at(array, name, np.trunc(array) != array, f"is not an integer (datatype {datatype})")
-    info = np.iinfo(DTYPES[datatype])
-    fail_at(
-        array,
-        name,
-        (array < info.min) | (array > info.max),
-        f"is outside the range of {datatype} [{info.min}, {info.max}]",
-    )
+def _refuse(
+    name: str, shape: Sequence[int], position: int, value: int | float, what: str
+) -> NoReturn:
+    """A DomainError naming entry ``position`` (flat, C order) with the value as sent: an int
+    in full, a float as Python writes it (shortest round trip)."""
+    index = tuple(int(i) for i in np.unravel_index(position, tuple(shape)))
+    raise DomainError(body_loc(name, *index), f"{index_text(name, index)} = {value!r} {what}")
 
 
 def from_bytes(name: str, datatype: str, shape: Sequence[int], chunk: memoryview) -> np.ndarray:
-    """A binary chunk (exactly ``byte_size(shape, datatype)`` bytes) as float64.
+    """A binary chunk (exactly ``byte_size(shape, datatype)`` bytes): float64 for FP
+    datatypes (finite), the integers themselves as int64 for INT ones.
 
     Always a fresh, aligned, writable C array: the raw view may be misaligned and is read-only.
     """
@@ -93,16 +160,17 @@ def from_bytes(name: str, datatype: str, shape: Sequence[int], chunk: memoryview
             f"{name}: binary chunk has {len(chunk)} bytes, expected {byte_size(shape, datatype)}"
         )
     raw = np.frombuffer(chunk, dtype=DTYPES[datatype]).reshape(shape)
+    if datatype in INTEGER_DATATYPES:
+        return np.array(raw, dtype=np.int64, order="C")
     array = np.array(raw, dtype=np.float64, order="C")
-    if datatype not in INTEGER_DATATYPES:
-        require_finite(array, name)
+    require_finite(array, name)
     return array
 
 
-def as_parameter(array: np.ndarray, datatype: str) -> list[Any] | float | int:
+def as_parameter(values: np.ndarray) -> list[Any] | float | int:
     """An array parameter (``class_weight``, ``target_lengths``, ...) as a JSON-like value for
-    the loss's params model: integers for INT tensors, floats for FP tensors."""
-    values = array.astype(np.int64) if datatype in INTEGER_DATATYPES else array
+    the loss's params model, from the values as decoded: Python ints (exact) for INT tensors,
+    floats for FP tensors."""
     return values.tolist()
 
 

@@ -15,7 +15,7 @@ from service.contracts import Batch, Overlap
 from service.domain import require_probabilities, require_range
 from service.kernels import overlap as kernels
 from service.losses.fields import ClassWeight, DenominatorEps, FromLogits
-from service.reduction import Reduced, Weights
+from service.reduction import Reduced, Weights, mean_weight_grid
 from service.registry import Formula, LossSpec, Params, register
 
 OVERLAP = Overlap()
@@ -76,9 +76,7 @@ def per_class(
 ) -> dict:
     """extras.per_class[c]: the weighted mean over samples of class c's element losses."""
     grid = (weights.n_samples, weights.elements_per_sample)
-    w = np.ones(grid) if weights.element is None else weights.element.reshape(grid).copy()
-    if weights.sample is not None:
-        w *= weights.sample[:, None]
+    w = mean_weight_grid(weights)  # scaled by a power of two: tiny weights do not underflow
     totals = w.sum(axis=0)
     means = np.zeros(grid[1])
     np.divide((w * losses.reshape(grid)).sum(axis=0), totals, out=means, where=totals > 0)

@@ -38,7 +38,7 @@ def sequence_extras(
     ~709.78), so a 200 never carries Infinity and a finite loss is never refused for it;
     ``tokens`` = the summed token weights mask x (target != ignore_index), without the sample
     weights."""
-    log_perplexity = reduced.sum / reduced.weight_sum if reduced.weight_sum > 0 else 0.0
+    log_perplexity = reduced.mean  # sum / weight_sum, formed without their underflow
     extras = {"log_perplexity": log_perplexity, "tokens": float(weights.per_sample_total.sum())}
     if log_perplexity < LOG_FLOAT64_MAX:
         extras["perplexity"] = math.exp(log_perplexity)

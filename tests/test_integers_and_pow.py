@@ -1,0 +1,339 @@
+"""Exact integers on /v2, and PyTorch's derivative of u**v where the textbook rule is 0 * inf.
+
+INT32 / INT64 tensors of the Open Inference Protocol (JSON data and binary chunks) are read as
+the integers sent: array params built from them (CTC's ``target_lengths``) and every message
+carry the value sent, never its float64 rounding (2**63 - 1 is 9223372036854775808.0 in
+float64, 2**53 + 1 is 2**53), and the range check of a datatype is done on integers (2**63
+passes a float64 comparison with 2**63 - 1).
+
+The custom loss differentiates ``u**v`` as PyTorch's autograd does (torch/csrc/autograd/
+FunctionsManual.cpp): d/du is 0 where the exponent is 0 (``pow_backward_self``,
+``pow_backward`` for a scalar exponent), d/dv is 0 where u == 0 and v >= 0
+(``pow_backward_exponent``). The rule is written out by hand below (:func:`torch_rule`) and
+compared with the kernel at p = 0, y = 0 and around it, together with central differences
+where the function is smooth.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+import service.losses  # noqa: F401  (registers every loss)
+from service.custom import compile_expression
+from service.errors import DomainError
+from service.inference import tensors
+from service.losses.custom import custom_kernel
+from service.registry import REGISTRY
+
+HEADER_LENGTH = "Inference-Header-Content-Length"
+DTYPES = {"INT32": "<i4", "INT64": "<i8", "FP64": "<f8"}
+CTC = REGISTRY["ctc"].example  # 2 samples; targets (2, 2): target_lengths in [0, 2]
+INT64_MAX, INT64_MIN = 2**63 - 1, -(2**63)
+BEYOND_FLOAT = 2**53 + 1  # the first integer float64 cannot hold (it rounds to 2**53)
+
+# --- /v2: integers ------------------------------------------------------------------------------
+
+
+def json_tensor(name: str, values, datatype: str) -> dict:
+    return {"name": name, "shape": list(np.shape(values)), "datatype": datatype, "data": values}
+
+
+def ctc_request(lengths: list, datatype: str, binary: bool) -> tuple[bytes, dict[str, str]]:
+    """The registry's CTC example with ``target_lengths`` as an INT tensor, JSON or binary."""
+    inputs = [
+        json_tensor("predictions", CTC["predictions"], "FP64"),
+        json_tensor("targets", CTC["targets"], "INT64"),
+    ]
+    if not binary:
+        inputs.append(json_tensor("target_lengths", lengths, datatype))
+        return json.dumps({"inputs": inputs}).encode(), {}
+    raw = np.array(lengths, dtype=DTYPES[datatype]).tobytes()
+    inputs.append(
+        {
+            "name": "target_lengths",
+            "shape": [len(lengths)],
+            "datatype": datatype,
+            "parameters": {"binary_data_size": len(raw)},
+        }
+    )
+    header = json.dumps({"inputs": inputs}).encode()
+    return header + raw, {HEADER_LENGTH: str(len(header))}
+
+
+def infer_ctc(client: TestClient, lengths: list, datatype: str, binary: bool):
+    content, headers = ctc_request(lengths, datatype, binary)
+    return client.post("/v2/models/ctc/infer", content=content, headers=headers)
+
+
+def refusal(response) -> dict:
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert problem["error"] == problem["detail"]
+    return problem
+
+
+#: A length, the datatype, and what the message must say: the value sent, in full.
+OUT_OF_RANGE_LENGTHS = [
+    (INT64_MAX, "INT64", "target_lengths[0] = 9223372036854775807 is outside [0, 2]"),
+    (BEYOND_FLOAT, "INT64", "target_lengths[0] = 9007199254740993 is outside [0, 2]"),
+    (INT64_MIN, "INT64", "got -9223372036854775808"),
+    (2**31 - 1, "INT32", "target_lengths[0] = 2147483647 is outside [0, 2]"),
+    (-(2**31), "INT32", "got -2147483648"),
+]
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+@pytest.mark.parametrize(("length", "datatype", "message"), OUT_OF_RANGE_LENGTHS)
+def test_target_lengths_keep_the_integer_sent(
+    client: TestClient, length: int, datatype: str, message: str, binary: bool
+) -> None:
+    problem = refusal(infer_ctc(client, [length, 1], datatype, binary))
+    assert message in problem["error"], problem["error"]
+    assert problem["errors"][0]["loc"][:4] == ["body", "inputs", "target_lengths", 0] or problem[
+        "errors"
+    ][0]["loc"][:3] == ["body", "params", "target_lengths"]
+
+
+@pytest.mark.parametrize(
+    ("value", "datatype", "message"),
+    [
+        (2**63, "INT64", "9223372036854775808 is outside the range of INT64"),
+        (2**31, "INT32", "2147483648 is outside the range of INT32 [-2147483648, 2147483647]"),
+        (-(2**31) - 1, "INT32", "-2147483649 is outside the range of INT32"),
+        (1.5, "INT64", "target_lengths[0] = 1.5 is not an integer (datatype INT64)"),
+        (9.3e18, "INT64", "target_lengths[0] = 9.3e+18 is outside the range of INT64"),
+        (2.5, "INT32", "target_lengths[0] = 2.5 is not an integer (datatype INT32)"),
+    ],
+)
+def test_json_values_outside_the_datatype_are_refused_with_their_value(
+    client: TestClient, value, datatype: str, message: str
+) -> None:
+    problem = refusal(infer_ctc(client, [value, 1], datatype, binary=False))
+    assert message in problem["error"], problem["error"]
+    assert problem["errors"][0]["loc"] == ["body", "target_lengths", 0]
+
+
+def test_a_float_later_in_the_data_is_named_at_its_index(client: TestClient) -> None:
+    problem = refusal(infer_ctc(client, [1, INT64_MAX - 0.5], "INT64", binary=False))
+    # INT64_MAX - 0.5 is the float 2**63 (a float in the data, whatever it rounds to).
+    assert (
+        "target_lengths[1] = 9.223372036854776e+18 is outside the range of INT64"
+        in (problem["error"])
+    )
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+@pytest.mark.parametrize("datatype", ["INT32", "INT64"])
+def test_valid_integer_lengths_give_the_numbers_of_v1(
+    client: TestClient, datatype: str, binary: bool
+) -> None:
+    v1 = client.post("/v1/losses/ctc", json=dict(CTC)).json()
+    response = infer_ctc(client, CTC["params"]["target_lengths"], datatype, binary)
+    assert response.status_code == 200, response.text
+    outputs = {output["name"]: output["data"] for output in response.json()["outputs"]}
+    assert outputs["cost"] == [v1["cost"]]
+    assert outputs["per_sample"] == v1["per_sample"]
+
+
+def test_integral_floats_in_an_int64_tensor_are_the_integers(client: TestClient) -> None:
+    """JSON 2.0 in an INT64 tensor is the integer 2 (as before)."""
+    v1 = client.post("/v1/losses/ctc", json=dict(CTC)).json()
+    response = infer_ctc(client, [2.0, 1.0], "INT64", binary=False)
+    assert response.status_code == 200, response.text
+    outputs = {output["name"]: output["data"] for output in response.json()["outputs"]}
+    assert outputs["cost"] == [v1["cost"]]
+
+
+def test_integer_tensor_inputs_are_computed_in_float64(client: TestClient) -> None:
+    """INT sample weights and targets reach the loss as float64, with the numbers of /v1."""
+    body = {
+        "inputs": [
+            json_tensor("predictions", [[1.0, 2.0], [3.0, 5.0]], "FP64"),
+            json_tensor("targets", [[1, 2], [2, 3]], "INT32"),
+            json_tensor("sample_weight", [3, 1], "INT64"),
+        ]
+    }
+    response = client.post("/v2/models/mse/infer", content=json.dumps(body).encode())
+    assert response.status_code == 200, response.text
+    outputs = {output["name"]: output["data"] for output in response.json()["outputs"]}
+    # by hand: squared errors (0, 0) and (1, 4); weights 3 and 1 over 2 elements each:
+    # sum = 3 x 0 + 1 x 5 = 5, weight_sum = 8, cost 0.625.
+    assert outputs["cost"] == [0.625]
+    assert outputs["weight_sum"] == [8.0]
+
+
+# Unit level: the decoded values themselves.
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[INT64_MAX, INT64_MIN, BEYOND_FLOAT], [[BEYOND_FLOAT, 0], [-1, INT64_MAX]]],
+)
+def test_json_integers_decode_exactly(values: list) -> None:
+    decoded = tensors.from_json("x", "INT64", list(np.shape(values)), values)
+    assert decoded.dtype == np.int64
+    assert decoded.tolist() == values
+    assert tensors.as_parameter(decoded) == values
+    parameter = tensors.as_parameter(decoded)
+    flat = [v for row in parameter for v in row] if isinstance(parameter[0], list) else parameter
+    assert all(type(value) is int for value in flat)  # Python ints, for the params model
+
+
+def test_mixed_ints_and_floats_decode_exactly() -> None:
+    """NumPy would make one float64 array of these (2**53 + 1 becoming 2**53)."""
+    values = [BEYOND_FLOAT, 2.0, INT64_MAX]
+    decoded = tensors.from_json("x", "INT64", [3], values)
+    assert decoded.tolist() == [BEYOND_FLOAT, 2, INT64_MAX]
+
+
+def test_arrays_from_the_decode_helper() -> None:
+    """Large lists may arrive as arrays (service.decoding): int64 stays exact, uint64 (2**63
+    and up) is out of range, floats are checked as floats."""
+    exact = tensors.from_json("x", "INT64", [2], np.array([INT64_MAX, BEYOND_FLOAT]))
+    assert exact.tolist() == [INT64_MAX, BEYOND_FLOAT]
+    with pytest.raises(DomainError, match=r"x\[1\] = 9223372036854775808 is outside"):
+        tensors.from_json("x", "INT64", [2], np.array([1, 2**63], dtype=np.uint64))
+    with pytest.raises(DomainError, match=r"x\[0\] = 2147483648 is outside the range of INT32"):
+        tensors.from_json("x", "INT32", [2], np.array([2**31, 0]))
+    with pytest.raises(DomainError, match=r"x\[1\] = 0.5 is not an integer"):
+        tensors.from_json("x", "INT64", [2], np.array([1.0, 0.5]))
+
+
+def test_structure_errors_are_those_of_every_array() -> None:
+    with pytest.raises(Exception, match="ragged"):
+        tensors.from_json("x", "INT64", [3], [[1], [2, 3]])
+    with pytest.raises(Exception, match="x\\[1\\]"):
+        tensors.from_json("x", "INT64", [2], [1, True])
+
+
+@pytest.mark.parametrize("datatype", ["INT32", "INT64"])
+def test_binary_integers_decode_exactly(datatype: str) -> None:
+    info = np.iinfo(DTYPES[datatype])
+    values = [int(info.max), int(info.min), 7]
+    raw = memoryview(np.array(values, dtype=DTYPES[datatype]).tobytes())
+    decoded = tensors.from_bytes("x", datatype, [3], raw)
+    assert decoded.dtype == np.int64 and decoded.tolist() == values
+
+
+# --- custom expressions: d/dp u**v as PyTorch ---------------------------------------------------
+
+
+def power(a: float, b: float) -> float:
+    with np.errstate(all="ignore"):
+        return float(np.power(np.float64(a), np.float64(b)))
+
+
+def log(a: float) -> float:
+    with np.errstate(all="ignore"):
+        return float(np.log(np.float64(a)))
+
+
+def torch_rule(u: float, v: float, du: float, dv: float) -> float:
+    """d/dp u**v, PyTorch's autograd written out: grad_u * du + grad_v * dv, each term only where
+    that operand depends on p (du, dv None otherwise).
+
+    grad_u = pow_backward_self: where(exponent == 0, 0, exponent * self.pow(exponent - 1));
+    grad_v = pow_backward_exponent: where(self == 0 & exponent >= 0, 0, result * self.log()).
+    """
+    total = 0.0
+    if du is not None:
+        grad_u = 0.0 if v == 0 else v * power(u, v - 1)
+        total += grad_u * du
+    if dv is not None:
+        grad_v = 0.0 if (u == 0 and v >= 0) else power(u, v) * log(u)
+        total += grad_v * dv
+    return total
+
+
+def run_kernel(text: str, p: list[float], y: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    predictions, targets = np.array(p, dtype=float), np.array(y, dtype=float)
+    losses, gradient = np.empty(len(p)), np.empty(len(p))
+    custom_kernel(
+        predictions, targets, np.ones(len(p)), losses, gradient, compile_expression(text, {})
+    )
+    return losses, gradient
+
+
+#: Expression, (u, v, du, dv) as functions of (p, y); None: that operand does not depend on p.
+POWERS: dict[str, Callable[[float, float], tuple]] = {
+    "p**y": lambda p, y: (p, y, 1.0, None),
+    "p**p": lambda p, y: (p, p, 1.0, 1.0),
+    "y**p": lambda p, y: (y, p, None, 1.0),
+    "(p - y)**(p + 1)": lambda p, y: (p - y, p + 1, 1.0, 1.0),
+    "(p * p)**(p + y)": lambda p, y: (p * p, p + y, 2 * p, 1.0),
+    "p**(y - 1)": lambda p, y: (p, y - 1, 1.0, None),
+    "p**3": lambda p, y: (p, 3.0, 1.0, None),
+}
+POINTS = [(p, y) for p in (0.0, 1e-3, 0.5, 1.0, 2.0) for y in (0.0, 0.5, 1.0, 2.0, 3.0, -1.0)]
+
+
+@pytest.mark.parametrize("text", list(POWERS))
+def test_power_derivative_is_pytorchs_rule(text: str) -> None:
+    p, y = zip(*POINTS, strict=True)
+    _, gradient = run_kernel(text, list(p), list(y))
+    for (point, target), got in zip(POINTS, gradient, strict=True):
+        expected = torch_rule(*POWERS[text](point, target))
+        if math.isnan(expected):
+            assert math.isnan(got), (text, point, target, got)
+        elif math.isinf(expected):
+            assert got == expected, (text, point, target, got)
+        else:
+            assert got == pytest.approx(expected, rel=1e-12, abs=1e-300), (text, point, target)
+
+
+def test_p_to_the_y_at_zero_zero() -> None:
+    """The report's case: 0**0 = 1 and, as PyTorch, slope 0 (the textbook y p**(y - 1) is
+    0 * inf = NaN there). Around it, by hand: slope y p**(y - 1)."""
+    losses, gradient = run_kernel("p**y", [0.0, 0.0, 0.0, 0.5, 2.0], [0.0, 1.0, 2.0, 0.0, 3.0])
+    assert losses.tolist() == [1.0, 0.0, 0.0, 1.0, 8.0]
+    assert gradient.tolist() == [0.0, 1.0, 0.0, 0.0, 12.0]  # 1 x 0**0 = 1; 3 x 2**2 = 12
+    assert compile_expression("p**y", {}).derivative == "where(y == 0, 0, y * p**(y - 1))"
+
+
+#: Expression, y, a point where the function is smooth (or p = 0 where both sides exist).
+SMOOTH = [
+    ("p**y", 0.0, 0.0),  # constant 1 around p = 0: slope 0
+    ("p**y", 2.0, 0.0),
+    ("p**y", 3.0, 0.0),
+    ("p**y", 0.0, 0.7),
+    ("p**y", 2.5, 0.7),
+    ("(p * p)**(p + y)", 1.0, 0.0),  # |p|**(2p + 2) ~ p**2 at 0: slope 0
+    ("(p * p)**(p + y)", 0.0, 0.3),
+    ("y**p", 0.0, 0.5),  # 0**p = 0 for p > 0: slope 0
+    ("y**p", 2.0, -0.4),
+]
+
+
+@pytest.mark.parametrize(("text", "y", "p"), SMOOTH)
+def test_power_derivative_matches_central_differences(text: str, y: float, p: float) -> None:
+    h = 1e-6
+    values, gradient = run_kernel(text, [p - h, p + h, p], [y, y, y])
+    difference = (values[1] - values[0]) / ((p + h) - (p - h))
+    assert gradient[2] == pytest.approx(difference, rel=1e-6, abs=1e-6), (text, p, y)
+
+
+def test_custom_p_to_the_y_through_http(client: TestClient) -> None:
+    body = {
+        "predictions": [[0.0, 0.5], [0.0, 2.0]],
+        "targets": [[0, 2], [1, 3]],
+        "params": {"expression": "p**y"},
+        "reduction": "sum",
+    }
+    response = client.post("/v1/losses/custom", json=body)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    # by hand: 0**0 = 1, 0.5**2 = 0.25, 0**1 = 0, 2**3 = 8; slopes 0 (PyTorch, y = 0),
+    # 2 x 0.5 = 1, 1 x 0**0 = 1, 3 x 2**2 = 12.
+    assert result["cost"] == 9.25
+    assert result["gradient"] == [[0.0, 1.0], [1.0, 12.0]]
+    # 0 < y < 1 at p = 0: the slope is infinite (in PyTorch too): a 422 naming the sample.
+    pole = {**body, "targets": [[0, 2], [0.5, 3]]}
+    response = client.post("/v1/losses/custom", json=pole)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["body", "predictions", 1]
