@@ -114,3 +114,38 @@ def test_many_invalid_values_are_capped(client: TestClient) -> None:
     problem = post(client, "/v1/losses/sparse_cce", body)
     assert len(problem["errors"]) == MAX_LISTED_ERRORS
     assert "(and 4999 more problem(s); errors lists the first 20)" in problem["detail"]
+
+
+def test_many_unknown_parameters_on_v2(client: TestClient) -> None:
+    body = {
+        "parameters": {"delta": 0.5, **unknown(KEYS)},
+        "inputs": [
+            {"name": "predictions", "shape": [1], "datatype": "FP64", "data": [1.0]},
+            {"name": "targets", "shape": [1], "datatype": "FP64", "data": [2.0]},
+        ],
+    }
+    response = client.post(
+        "/v2/models/huber/infer",
+        content=json.dumps(body),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 400, response.text  # /v2 answers 400 with an error member
+    assert len(response.content) < 20_000
+    problem = response.json()
+    assert len(problem["errors"]) == MAX_LISTED_ERRORS
+    assert problem["errors"][0] == {
+        "loc": ["body", "parameters", "k0"],
+        "msg": "unknown parameter 'k0'; allowed: delta",
+    }
+    assert f"(and {KEYS - 1} more problem(s); errors lists the first 20)" in problem["detail"]
+
+
+def test_many_inputs_on_v2_are_refused_at_once(client: TestClient) -> None:
+    tensor = {"name": "x", "shape": [1], "datatype": "FP64", "data": [1.0]}
+    response = client.post(
+        "/v2/models/mse/infer",
+        content=json.dumps({"inputs": [tensor] * 10_000}),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert len(response.json()["errors"]) == 1

@@ -44,10 +44,13 @@ from service.inference import tensors
 from service.inference.errors import MalformedTensorData, UnsupportedFeature
 from service.inference.models import OUTPUTS, TENSOR_INPUTS, VERSION, array_params
 from service.inference.transport import HEADER_LENGTH, Framing, decode_content, split_body
-from service.loss_request import structure_error
+from service.loss_request import refuse_unknown_keys, structure_error
 from service.registry import LossSpec
 
 MAX_DIMENSIONS = 32
+#: Most inputs or outputs of one request (4 tensors and a few array params, 5 outputs): a longer
+#: list is refused before its entries are checked one by one.
+MAX_TENSORS = 16
 #: Request parameters Triton defines for itself (tritonclient refuses them as custom ones).
 TRITON_PARAMETERS = frozenset(
     {"sequence_id", "sequence_start", "sequence_end", "priority", "timeout", "headers"}
@@ -80,8 +83,8 @@ class InferRequest(BaseModel):
 
     id: str | None = None
     parameters: dict[str, Any] | None = None
-    inputs: list[InputTensor] = Field(min_length=1)
-    outputs: list[RequestedOutput] | None = None
+    inputs: list[InputTensor] = Field(min_length=1, max_length=MAX_TENSORS)
+    outputs: list[RequestedOutput] | None = Field(None, max_length=MAX_TENSORS)
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,7 @@ def _parse_header(framing: Framing, max_elements: int, busy: bool) -> InferReque
         raise MalformedBody(
             f"{error.detail} (binary tensor data after the JSON needs the {HEADER_LENGTH} header)"
         ) from None
+    refuse_unknown_keys(InferRequest, document)
     try:
         return InferRequest.model_validate(document)
     except ValidationError as error:
@@ -345,9 +349,12 @@ def loss_params(
         values[name] = tensors.as_parameter(decoded[name].values)
     model = parameters_model(spec)
     try:
+        refuse_unknown_keys(spec.params, values, ("params",))
         return model.model_validate({"params": values}).params  # type: ignore[attr-defined]
     except ValidationError as error:
         raise _relocated(structure_error(error, model), set(decoded)) from None
+    except StructureError as error:
+        raise _relocated(error, set(decoded)) from None
 
 
 def _relocated(error: StructureError, inputs: set[str]) -> StructureError:
@@ -360,7 +367,7 @@ def _relocated(error: StructureError, inputs: set[str]) -> StructureError:
             loc = ["body", where, *loc[2:]]
         items.append({**item, "loc": loc})
     first, *more = items
-    return StructureError(first["loc"], first["msg"], more)
+    return StructureError(first["loc"], first["msg"], more, error.unlisted)
 
 
 def requested_outputs(
