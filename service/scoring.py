@@ -55,6 +55,7 @@ from service.errors import PROBLEM_MEDIA_TYPE, ServiceError
 from service.inference import protocol
 from service.inference.errors import protocol_problem
 from service.inference.transport import HEADER_LENGTH
+from service.memory import return_freed_memory
 from service.registry import LossSpec
 from service.settings import Settings
 
@@ -134,10 +135,13 @@ class ComputePool:
 
     FLUSH_AFTER = 0.001  # s: the longest a finished result waits for the batch
 
-    def __init__(self, threads: int, nice: int = LIGHT_NICE, name: str = "compute") -> None:
+    def __init__(
+        self, threads: int, nice: int = LIGHT_NICE, name: str = "compute", trim: bool = False
+    ) -> None:
         self.threads = threads
         self.nice = nice
         self.name = name
+        self.trim = trim  # give freed memory back to the system when out of work
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -180,12 +184,16 @@ class ComputePool:
         lower_priority(self.nice)
         pending: list[list] = []
         oldest = 0.0
+        worked = False
         while True:
             try:
                 job = self._jobs.get_nowait()
             except queue.Empty:
                 _deliver_all(pending)
                 pending = []
+                if worked and self.trim:
+                    return_freed_memory()
+                worked = False
                 job = self._jobs.get()
             if job is None:
                 _deliver_all(pending)
@@ -197,6 +205,7 @@ class ComputePool:
             # thread takes to drop the slot (an answer is freed when it is sent, not later).
             slot = [loop, future, _execute(work, deadline)]
             loop = future = work = deadline = None
+            worked = True
             if not pending:
                 oldest = time.perf_counter()
             pending.append(slot)
@@ -231,7 +240,7 @@ class Scoring:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.light = ComputePool(settings.compute_threads, LIGHT_NICE, "compute")
-        self.heavy = ComputePool(settings.heavy_threads, HEAVY_NICE, "heavy")
+        self.heavy = ComputePool(settings.heavy_threads, HEAVY_NICE, "heavy", trim=True)
         self.admission = Admission(
             settings.max_in_flight, settings.max_in_flight_bytes, settings.retry_after_seconds
         )
