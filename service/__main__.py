@@ -11,6 +11,7 @@ import tempfile
 
 import uvicorn
 
+from service.connections.protocol import GuardedHttpToolsProtocol
 from service.logs import logging_config
 from service.monitoring import MULTIPROCESS_ENV
 from service.settings import get_settings
@@ -47,6 +48,10 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        # uvicorn's httptools protocol plus bounded headers, a header deadline and a bound on
+        # open connections (service/connections/); a class importable by path, so it
+        # pickles into spawned workers.
+        http=GuardedHttpToolsProtocol,
         log_level=settings.log_level,
         log_config=logging_config(settings.log_level),
         access_log=False,  # the front layer writes one JSON line per request instead

@@ -81,6 +81,13 @@ class RequestTimeout(ServiceError):
     status, slug, title = 408, "request-timeout", "Request Timeout"
 
 
+class HeadersTooLarge(ServiceError):
+    """431: request line plus headers past ``LOSS_SERVICE_MAX_HEADER_BYTES`` (answered by the
+    connection guards, :mod:`service.connections`, before the app sees the request)."""
+
+    status, slug, title = 431, "headers-too-large", "Request Header Fields Too Large"
+
+
 class DeadlineExceeded(ServiceError):
     """504: the computation passed ``LOSS_SERVICE_COMPUTE_TIMEOUT_SECONDS`` and was stopped."""
 

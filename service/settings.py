@@ -94,8 +94,9 @@ class Settings(BaseSettings):
     max_connections: int = Field(
         0,
         ge=0,
-        description="Open connections per worker; 0 derives it from the open-file limit. At the "
-        "bound the oldest idle or unfinished connection is closed to make room.",
+        description="Open connections per worker; 0 derives it from the open-file limit (soft "
+        "limit - 10 % - 32). At the bound the oldest idle or unfinished connection is closed to "
+        "make room.",
     )
     max_work_seconds: float = Field(
         10.0,
