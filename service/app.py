@@ -13,7 +13,6 @@ from fastapi import FastAPI
 
 import service.losses  # noqa: F401  (registers every loss before routes are built)
 from service import __version__, engine, monitoring, openapi
-from service.decoding import DECODER
 from service.errors import install_error_handlers
 from service.front import Front
 from service.inference import routes as inference
@@ -39,20 +38,13 @@ def create_app(settings: Settings | None = None, warm: Callable[[], int] = warm_
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         install_drain(app.state.readiness, settings.drain_seconds)
 
-        def warm_everything() -> int:
-            helper_started = DECODER.start()  # the decode helper starts beside the kernels
-            count = warm()
-            helper_started()
-            return count
-
         # Compile kernels in a thread so /healthz answers (and /readyz says 503) meanwhile.
         warming = asyncio.create_task(
-            anyio.to_thread.run_sync(partial(warm_up, app.state.readiness, warm_everything))
+            anyio.to_thread.run_sync(partial(warm_up, app.state.readiness, warm))
         )
         yield
         warming.cancel()
         app.state.scoring.close()
-        DECODER.close()  # before uvicorn re-raises SIGTERM, so the helper never outlives us
         monitoring.worker_exited()
 
     app = FastAPI(
@@ -64,7 +56,6 @@ def create_app(settings: Settings | None = None, warm: Callable[[], int] = warm_
     app.state.settings = settings
     app.state.readiness = Readiness()
     app.state.scoring = Scoring(settings)
-    DECODER.configure(settings.decode_offload_bytes)
     engine.KERNEL_THREADS.value = settings.kernel_threads
     install_error_handlers(app)
     app.include_router(health.router)

@@ -1,33 +1,43 @@
-"""Bytes in, NumPy arrays out, and back: the only place that touches JSON text.
+"""Bytes in, NumPy arrays out, and back: requests' JSON in and responses' JSON out.
 
-The body is read once, decoded once with orjson, and every array is converted straight to a
-float64 ndarray by NumPy (never validated float by float). Slow paths run only to explain an
+A body is read once by :mod:`service.jsonread` (one validating pass without the GIL, numbers
+converted straight into float64, nothing else built until asked for, memory bounded whatever
+the body's structure); :func:`read_request` turns it into a request document whose tensors are
+:class:`~service.jsonread.JsonArray`. Lists of numbers that come as Python objects (the
+catalogue's examples, tests) are converted by NumPy, and slow paths run only to explain an
 error: where an array is ragged, which entry is a string, which value is NaN.
 """
 
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Collection, Mapping
 from itertools import chain
 from typing import Any
 
 import numpy as np
 import orjson
+from pydantic import BaseModel
 
+from service import jsonread
 from service.errors import (
-    DomainError,
-    MalformedBody,
+    MAX_LISTED_ERRORS,
     StructureError,
     UnsupportedMediaType,
     body_loc,
     index_text,
 )
-from service.finite import first_non_finite
+from service.finite import MAX_DIMENSIONS, require_finite
+
+Path = tuple[str, ...]
+NO_ARRAYS: frozenset[Path] = frozenset()
+#: The tensor fields of a ``/v1`` request: JsonArray wherever they are arrays.
+TENSOR_ARRAYS: dict[str, frozenset[Path]] = {
+    name: frozenset({()}) for name in ("predictions", "targets", "sample_weight", "mask")
+}
 
 NUMPY = orjson.OPT_SERIALIZE_NUMPY
 JSON_MEDIA_TYPES = ("application/json",)
-MAX_DIMENSIONS = 32
 
 
 def check_json_content_type(raw: str | None) -> None:
@@ -47,59 +57,52 @@ def check_json_content_type(raw: str | None) -> None:
     )
 
 
-def decode_json_object(body: bytes) -> dict[str, Any]:
-    """Parse the body as one JSON object.
+def read_request(
+    body: bytes | bytearray,
+    model: type[BaseModel],
+    arrays: Mapping[str, frozenset[Path]],
+    closed: Mapping[str, tuple[Collection[str], Collection[str]]] | None = None,
+) -> dict[str, Any]:
+    """The request document, read once (:mod:`service.jsonread`): a dict of the top-level
+    values, where each array at one of ``arrays[field]``'s paths is a
+    :class:`~service.jsonread.JsonArray` (no Python object per number).
 
-    orjson rejects the non-standard tokens ``NaN``/``Infinity`` and out-of-range numbers
-    (``1e400``) that many clients (Python's ``json.dumps`` among them) emit. Such bodies are
-    re-read with the standard library, which accepts them, so the finiteness stage can answer
-    with the contract's 422 naming the field and index, rather than a vague 400.
+    Unknown top-level keys (not fields of ``model``) are a 422 before any value is built. So
+    are the keys of an object that ``closed[field] = (allowed, also accepted)`` does not
+    accept (the loss's params), when there are more than a 422 lists; fewer go on to Pydantic,
+    which names them as before.
+    Other values are built only within the reader's memory budget (a 413 past it).
     """
-    if not body or body.isspace():  # (no strip(): it would copy a bytearray body)
-        raise MalformedBody("the request body is empty; expected a JSON object")
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        try:
-            # Long integers become floats, as orjson makes them (and 1e400-sized ones inf).
-            document = json.loads(body, parse_int=_parse_int)
-        except (ValueError, RecursionError):
-            raise MalformedBody(f"the body is not valid JSON: {error}") from None
-    if not isinstance(document, dict):
-        raise StructureError(
-            ["body"], f"the request body must be a JSON object, got {_json_kind(document)}"
-        )
-    return document
+    document = jsonread.read(body)
+    _refuse_unknown(document, model.model_fields, (), None, 0)
+    for field, (allowed, also) in (closed or {}).items():
+        if field in document and document.kind(field) == "object":
+            _refuse_unknown(document, allowed, also, field, MAX_LISTED_ERRORS)
+    return {key: document.value(key, arrays.get(key, NO_ARRAYS)) for key in document}
 
 
-def _parse_int(text: str) -> int | float:
-    return int(text) if len(text) <= 18 else float(text)
-
-
-def may_hold_booleans(body: bytes) -> bool:
-    """Whether ``true`` or ``false`` occurs anywhere in the body.
-
-    NumPy reads ``[1, true]`` as the integers ``[1, 1]``; :func:`to_array` looks for booleans
-    inside arrays only when this says they may be there. A plain ``b"true" in body`` runs at
-    ~1.4 GB/s (25 ms per word on a 1e6-element body). Numbers hold neither a ``u`` nor an
-    ``l``, so this looks for those letters with ``memchr`` (~10 GB/s) and checks the few
-    places they occur (keys, strings); past 64 of them it falls back to the plain search.
-    """
-    if len(body) < 65_536:  # the plain search is cheaper than the loop below
-        return b"true" in body or b"false" in body
-    for letter, word, offset in ((b"u", b"true", 2), (b"l", b"false", 2)):
-        start = 0
-        for _ in range(64):
-            index = body.find(letter, start)
-            if index < 0:
-                break
-            if index >= offset and body.startswith(word, index - offset):
-                return True
-            start = index + 1
-        else:
-            if word in body:
-                return True
-    return False
+def _refuse_unknown(
+    document: jsonread.Document,
+    allowed: Collection[str],
+    also: Collection[str],
+    field: str | None,
+    tolerated: int,
+) -> None:
+    """A 422 listing the keys neither ``allowed`` nor ``also`` accepted (at most
+    ``MAX_LISTED_ERRORS``) when there are more than ``tolerated``, in the words of Pydantic's
+    extra_forbidden errors (which name the ``allowed`` ones)."""
+    accepted = [*allowed, *also]
+    names, count = document.unknown_keys(accepted, within=field, limit=MAX_LISTED_ERRORS)
+    if count <= tolerated:
+        return
+    what, loc = ("parameter", ["body", field]) if field else ("field", ["body"])
+    listed = ", ".join(allowed) or "none"
+    items = [
+        {"loc": [*loc, name], "msg": f"unknown {what} {name!r}; allowed: {listed}"}
+        for name in names
+    ]
+    first, *more = items
+    raise StructureError(first["loc"], first["msg"], more, count - len(items))
 
 
 ENCODE_CHUNK = 65_536  # array entries per orjson call: ~3 ms, so the GIL changes hands often
@@ -164,15 +167,17 @@ def _encode_array(array: np.ndarray) -> bytes:
     return b"[" + b",".join(orjson.dumps(part, option=NUMPY)[1:-1] for part in parts) + b"]"
 
 
-def to_array(value: Any, field: str, *, check_booleans: bool = True) -> np.ndarray:
-    """A JSON nested list of numbers as a C-contiguous float64 array.
+def to_array(value: Any, field: str) -> np.ndarray:
+    """A JSON array of numbers (a :class:`~service.jsonread.JsonArray` of the body, or a
+    nested Python list) as a C-contiguous float64 array.
 
     Raises StructureError for anything that is not a rectangular array of numbers of at most
     32 dimensions, and DomainError for NaN or infinite entries, each naming the first
-    offending index. ``check_booleans=False`` skips the search for ``true``/``false`` among
-    the numbers, for callers that know the body holds none (:func:`may_hold_booleans`).
+    offending index.
     """
-    if isinstance(value, np.ndarray):  # converted by the decode helper (service.decoding)
+    if isinstance(value, jsonread.JsonArray):
+        return value.to_array(field)
+    if isinstance(value, np.ndarray):  # an array already (callers inside the service)
         return _finish(value, field)
     if not isinstance(value, list):
         raise StructureError(
@@ -187,7 +192,7 @@ def to_array(value: Any, field: str, *, check_booleans: bool = True) -> np.ndarr
         raise _explain_bad_array(value, field) from None
     if raw.dtype.kind not in "iuf" or raw.ndim > MAX_DIMENSIONS:
         raise _explain_bad_array(value, field)
-    if check_booleans and holds_boolean(value, raw.ndim):
+    if holds_boolean(value, raw.ndim):
         raise _explain_bad_array(value, field)
     return _finish(raw, field)
 
@@ -201,7 +206,7 @@ def _finish(raw: np.ndarray, field: str) -> np.ndarray:
 def nested_size(value: Any) -> int:
     """Elements of a rectangular nested list, read along its first entries (a ragged list is
     refused by the conversion anyway); an array's size; 1 for a scalar."""
-    if isinstance(value, np.ndarray):
+    if isinstance(value, jsonread.JsonArray | np.ndarray):
         return value.size
     size = 1
     while isinstance(value, list):
@@ -218,19 +223,6 @@ def holds_boolean(value: list, ndim: int) -> bool:
     for _ in range(ndim - 1):
         level = chain.from_iterable(level)
     return bool in set(map(type, level))
-
-
-def require_finite(array: np.ndarray, field: str) -> None:
-    first = first_non_finite(array)
-    if first is None:
-        return
-    index = np.unravel_index(first, array.shape)
-    value = array[index]
-    kind = "NaN" if np.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    raise DomainError(
-        body_loc(field, *map(int, index)),
-        f"{index_text(field, index)} is {kind}; every value must be a finite number",
-    )
 
 
 def _json_kind(value: Any) -> str:

@@ -113,8 +113,18 @@ class PreparedEvaluation:
     include: frozenset[str]
 
 
-def prepare(document: dict[str, Any], max_elements: int, check_booleans: bool) -> work.Plan:
-    """Validate everything and estimate the work (every term, the metrics, the outputs)."""
+#: Arrays read as JsonArray: the tensors, and regularization's parameters (one array, or an
+#: object of named arrays).
+ARRAYS = {
+    **codec.TENSOR_ARRAYS,
+    "regularization": frozenset({("parameters",), ("parameters", "*")}),
+}
+
+
+def prepare(body: bytes | bytearray, max_elements: int) -> work.Plan:
+    """Read and validate everything, and estimate the work (every term, the metrics, the
+    outputs)."""
+    document = codec.read_request(body, EvaluateRequest, ARRAYS)
     refuse_unknown_keys(EvaluateRequest, document)
     try:
         request = EvaluateRequest.model_validate(document)
@@ -124,8 +134,9 @@ def prepare(document: dict[str, Any], max_elements: int, check_booleans: bool) -
     terms = [_prepare(index, term) for index, term in enumerate(request.terms)]
     metric_requests = metric_module.parse_metrics(request.metrics or [])
     budget = ElementBudget(max_elements)
-    inputs = read_inputs(request, budget, check_booleans)
-    parameters = _parameters(request.regularization, budget, check_booleans)
+    del document
+    inputs = read_inputs(request, budget)
+    parameters = _parameters(request.regularization, budget)
     prepared = PreparedEvaluation(
         terms,
         inputs,
@@ -243,7 +254,7 @@ def _term_body(term: PreparedTerm, result: LossResult, include: frozenset[str]) 
 
 
 def _parameters(
-    regularization: Regularization | None, budget: ElementBudget, check_booleans: bool
+    regularization: Regularization | None, budget: ElementBudget
 ) -> np.ndarray | dict[str, np.ndarray] | None:
     if regularization is None or regularization.parameters is None:
         return None
@@ -255,24 +266,23 @@ def _parameters(
                 partial(
                     _parameter_array,
                     field=f"regularization.parameters.{name}",
-                    check_booleans=check_booleans,
                 ),
             )
             for name, value in given.items()
         }
     return budget.take(
         given,
-        partial(_parameter_array, field="regularization.parameters", check_booleans=check_booleans),
+        partial(_parameter_array, field="regularization.parameters"),
     )
 
 
-def _parameter_array(value: Any, field: str, check_booleans: bool) -> np.ndarray:
+def _parameter_array(value: Any, field: str) -> np.ndarray:
     """An array of any shape, or a single number."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         array = np.asarray(float(value))
         require_finite(array.reshape(1), field)
         return array
-    return to_array(value, field, check_booleans=check_booleans)
+    return to_array(value, field)
 
 
 def _regularization(

@@ -97,9 +97,7 @@ class ParsedRequest:
     include: frozenset[str]
 
 
-def parse(
-    spec: LossSpec, document: dict[str, Any], max_elements: int, *, check_booleans: bool = True
-) -> ParsedRequest:
+def parse(spec: LossSpec, document: dict[str, Any], max_elements: int) -> ParsedRequest:
     model = request_model(spec)
     refuse_unknown_keys(model, document)
     refuse_unknown_keys(spec.params, document.get("params"), ("params",))
@@ -112,7 +110,7 @@ def parse(
         raise structure_error(error, model) from None
     budget = ElementBudget(max_elements)
     return ParsedRequest(
-        inputs=read_inputs(request, budget, check_booleans),
+        inputs=read_inputs(request, budget),
         params=request.params,  # type: ignore[attr-defined]
         reduction=request.reduction,
         include=frozenset(request.include),
@@ -143,7 +141,7 @@ class ElementBudget:
             )
 
 
-def read_inputs(request: BaseModel, budget: ElementBudget, check_booleans: bool) -> Inputs:
+def read_inputs(request: BaseModel, budget: ElementBudget) -> Inputs:
     """The payload's arrays (predictions, targets, optional sample_weight and mask) as float64."""
     arrays: dict[str, np.ndarray | None] = {}
     for field in ("predictions", "targets", "sample_weight", "mask"):
@@ -151,9 +149,7 @@ def read_inputs(request: BaseModel, budget: ElementBudget, check_booleans: bool)
         if value is None and field in ("sample_weight", "mask"):
             arrays[field] = None
             continue
-        arrays[field] = budget.take(
-            value, partial(to_array, field=field, check_booleans=check_booleans)
-        )
+        arrays[field] = budget.take(value, partial(to_array, field=field))
     return Inputs(**arrays)  # type: ignore[arg-type]
 
 

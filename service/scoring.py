@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import queue
 import threading
 import time
@@ -49,7 +50,6 @@ from service.body import (
     watch_disconnect,
 )
 from service.deadline import Deadline
-from service.decoding import DECODER, lower_priority
 from service.engine import compute
 from service.errors import PROBLEM_MEDIA_TYPE, ServiceError
 from service.inference import protocol
@@ -125,8 +125,8 @@ class ComputePool:
     threads take the next job without sleeping while jobs are queued, and post the results
     they have to the loop in one call once the queue is empty or the oldest waited 1 ms, so
     under load those wake-ups are shared by many requests. No job is taken ahead of time, so
-    an idle thread always gets the next one; threads run at ``nice`` (see
-    :func:`service.decoding.lower_priority`) so the event loop keeps its core.
+    an idle thread always gets the next one; threads run at ``nice`` (:func:`lower_priority`)
+    so the event loop keeps its core.
 
     Results travel as ``(ok, value)`` pairs, never as exceptions set on futures: an exception
     on a future keeps its traceback, whose frames hold the request's data, in a cycle with the
@@ -234,6 +234,14 @@ def _settle(batch: list[list]) -> None:
             future.set_result(outcome)
 
 
+def lower_priority(nice: int) -> None:
+    """Yield the CPU to the event loop: compute threads run at nice +10 (the heavy lane at +15),
+    so under saturation health checks and new connections still get a core, and cheap requests
+    get more of it than expensive ones."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+
+
 class Scoring:
     """One worker's scoring pipeline: settings, the two compute lanes and the admission bounds."""
 
@@ -257,15 +265,11 @@ class Scoring:
         self.light.close()
         self.heavy.close()
 
-    def _busy(self) -> bool:
-        return self.admission.requests > 1
-
     def _limits(self, heavy: bool) -> work.Limits:
         return work.Limits(
             max_elements=self.settings.max_elements,
             max_seconds=self.settings.max_work_seconds,
             inline_seconds=math.inf if heavy else self.settings.heavy_work_seconds,
-            busy=self._busy(),
         )
 
     async def _compute(self, job: Callable[[], Any], heavy: bool, receive: Receive | None) -> Any:
@@ -375,14 +379,16 @@ class Scoring:
         return Reply(200, response.content, BINARY, ((HEADER_LENGTH, str(response.header_length)),))
 
 
-Prepare = Callable[[dict, int, bool], work.Plan]
+Prepare = Callable[[bytes | bytearray, int], work.Plan]
 
 
-def prepare_loss(
-    spec: LossSpec, document: dict, max_elements: int, check_booleans: bool
-) -> work.Plan:
-    """Validate one loss's request and estimate its work."""
-    request = loss_request.parse(spec, document, max_elements, check_booleans=check_booleans)
+def prepare_loss(spec: LossSpec, body: bytes | bytearray, max_elements: int) -> work.Plan:
+    """Read and validate one loss's request, and estimate its work."""
+    closed = {"params": (spec.params.model_fields, ())}
+    model = loss_request.request_model(spec)
+    document = codec.read_request(body, model, codec.TENSOR_ARRAYS, closed)
+    request = loss_request.parse(spec, document, max_elements)
+    del document
     estimate = work.of_loss(
         spec, request.inputs, request.params, gradient="gradient" in request.include
     )
@@ -401,13 +407,8 @@ def run_loss(spec: LossSpec, request: loss_request.ParsedRequest) -> bytes:
 
 
 def decode_and_run(prepare: Prepare, holder: list, limits: work.Limits) -> Any:
-    """The CPU work of one JSON request: decode, validate, estimate, then compute and encode
+    """The CPU work of one JSON request: read, validate, estimate, then compute and encode
     (here when light enough, else the plan goes back for the heavy lane). ``holder`` holds the
-    body, taken out so that it is freed as soon as it is decoded."""
-    body = holder.pop()
-    document: dict[str, Any] = DECODER.decode(body, limits.max_elements, limits.busy)
-    booleans = codec.may_hold_booleans(body)
-    del body
-    plan = prepare(document, limits.max_elements, booleans)
-    del document
+    body, taken out so that it is freed as soon as its arrays are read."""
+    plan = prepare(holder.pop(), limits.max_elements)
     return limits.admit(plan)

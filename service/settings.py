@@ -48,12 +48,6 @@ class Settings(BaseSettings):
         ge=1,
         description="Request body bytes held at once per worker; 503 past it.",
     )
-    decode_offload_bytes: int = Field(
-        4_194_304,
-        ge=0,
-        description="JSON bodies at least this large are parsed by a helper process, so the "
-        "parse never stalls the worker (health checks included); 0 parses everything in-process.",
-    )
     retry_after_seconds: int = Field(1, ge=0, description="Retry-After of the overload 503.")
     drain_seconds: float = Field(
         0.0,

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from service import jsonread
 from service.engine import compute
 from service.loss_request import parse
 from service.registry import REGISTRY
@@ -29,7 +30,9 @@ class Readiness:
 
 
 def warm_all() -> int:
-    """Run every loss's example with and without the gradient; returns the number warmed."""
+    """Compile (or load) the JSON reader's kernels, then run every loss's example with and
+    without the gradient; returns the number of losses warmed."""
+    jsonread.warm()
     for spec in REGISTRY.values():
         request = parse(spec, dict(spec.example), max_elements=10**6)
         for reduction in ("mean", "sum"):

@@ -97,7 +97,6 @@ class Limits:
     max_elements: int
     max_seconds: float
     inline_seconds: float  # run a plan where it was prepared up to this estimate
-    busy: bool = False  # other scoring requests are in flight (see service.decoding)
 
     def admit(self, plan: Plan) -> Any:
         """The answer, computed here when the plan is light enough for this lane; else the plan,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -21,11 +20,6 @@ settings.register_profile(
 )
 settings.register_profile("thorough", deadline=None, max_examples=400)
 settings.load_profile("default")
-
-# In-process apps decode every body themselves unless a test asks for the decode helper
-# process (tests/test_operations.py does): starting one per app would add ~0.5 s to each.
-# Real server processes (tests/test_server.py) start from a clean environment: the default.
-os.environ.setdefault("LOSS_SERVICE_DECODE_OFFLOAD_BYTES", "0")
 
 
 @pytest.fixture(scope="session")

@@ -73,27 +73,43 @@ def test_a_few_unknown_params_are_all_listed_as_before(client: TestClient) -> No
 
 def test_a_long_include_list_is_refused_at_once(client: TestClient) -> None:
     problem = post(
-        client, "/v1/losses/mse", {"predictions": [1.0], "targets": [2.0], "include": ["x"] * KEYS}
+        client, "/v1/losses/mse", {"predictions": [1.0], "targets": [2.0], "include": ["x"] * 500}
     )
     assert len(problem["errors"]) == 1
     assert problem["errors"][0]["loc"] == ["body", "include"]
     assert "at most 16" in problem["errors"][0]["msg"]
 
 
+def test_a_huge_list_outside_the_tensors_is_refused_before_it_is_built(client: TestClient) -> None:
+    """200,000 one-letter strings would take ~17 MiB of Python objects for 1 MB of JSON: past
+    the reader's budget (5 x the body), a 413 that names the field, before anything is built."""
+    body = {"predictions": [1.0], "targets": [2.0], "include": ["x"] * KEYS}
+    response = client.post(
+        "/v1/losses/mse", content=json.dumps(body), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413, response.text
+    assert response.json()["detail"].startswith("include: building this value would take")
+
+
+NESTED = 2_000  # unknown keys of a params object inside a list: within the reader's budget
+
+
 @pytest.mark.parametrize("where", ["term", "metric", "top"])
 def test_many_unknown_keys_in_evaluate(client: TestClient, where: str) -> None:
     body: dict = {"predictions": [0.2, 0.8], "targets": [0.0, 1.0], "terms": [{"loss": "mse"}]}
+    total = NESTED
     if where == "term":
-        body["terms"] = [{"loss": "huber", "params": unknown(KEYS)}]
+        body["terms"] = [{"loss": "huber", "params": unknown(NESTED)}]
         loc, msg = (
             ["body", "terms", 0, "params", "k0"],
             "terms[0]: unknown field 'k0'; allowed: delta",
         )
     elif where == "metric":
-        body["metrics"] = [{"name": "f1", "params": unknown(KEYS)}]
+        body["metrics"] = [{"name": "f1", "params": unknown(NESTED)}]
         loc = ["body", "metrics", 0, "params", "k0"]
         msg = "unknown parameter 'k0' for f1; allowed: threshold, from_logits, average, one_hot"
     else:
+        total = KEYS
         body.update(unknown(KEYS))
         loc = ["body", "k0"]
         msg = (
@@ -101,7 +117,23 @@ def test_many_unknown_keys_in_evaluate(client: TestClient, where: str) -> None:
             "regularization, metrics, reduction, include"
         )
     problem = post(client, "/v1/evaluate", body)
-    assert_capped(problem, KEYS, loc, msg)
+    assert_capped(problem, total, loc, msg)
+
+
+@pytest.mark.parametrize("field", ["terms", "metrics"])
+def test_huge_nested_objects_are_refused_before_they_are_built(
+    client: TestClient, field: str
+) -> None:
+    """A list whose entry holds 200,000 unknown keys would take several times its JSON as
+    Python objects: the reader refuses it (413, naming the field) before building it."""
+    entry = {"loss": "huber"} if field == "terms" else {"name": "f1"}
+    body: dict = {"predictions": [0.2, 0.8], "targets": [0.0, 1.0], "terms": [{"loss": "mse"}]}
+    body[field] = [{**entry, "params": unknown(KEYS)}]
+    response = client.post(
+        "/v1/evaluate", content=json.dumps(body), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413, response.text
+    assert response.json()["detail"].startswith(f"{field}: building this value would take")
 
 
 def test_many_invalid_values_are_capped(client: TestClient) -> None:
@@ -144,7 +176,7 @@ def test_many_inputs_on_v2_are_refused_at_once(client: TestClient) -> None:
     tensor = {"name": "x", "shape": [1], "datatype": "FP64", "data": [1.0]}
     response = client.post(
         "/v2/models/mse/infer",
-        content=json.dumps({"inputs": [tensor] * 10_000}),
+        content=json.dumps({"inputs": [tensor] * 100}),
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 400

@@ -28,6 +28,7 @@ import service.losses  # noqa: F401  (registers every loss)
 from service.custom import compile_expression
 from service.errors import DomainError
 from service.inference import tensors
+from service.jsonread import read
 from service.losses.custom import custom_kernel
 from service.registry import REGISTRY
 
@@ -192,17 +193,25 @@ def test_mixed_ints_and_floats_decode_exactly() -> None:
     assert decoded.tolist() == [BEYOND_FLOAT, 2, INT64_MAX]
 
 
-def test_arrays_from_the_decode_helper() -> None:
-    """Large lists may arrive as arrays (service.decoding): int64 stays exact, uint64 (2**63
-    and up) is out of range, floats are checked as floats."""
-    exact = tensors.from_json("x", "INT64", [2], np.array([INT64_MAX, BEYOND_FLOAT]))
-    assert exact.tolist() == [INT64_MAX, BEYOND_FLOAT]
+def json_data(text: str):
+    """The ``data`` of a tensor as the service reads it from a body (a JsonArray)."""
+    return read(b'{"data": ' + text.encode() + b"}").value("data", arrays={()})
+
+
+def test_json_data_read_from_the_body() -> None:
+    """Integer literals are read exactly; 2.0 is an integer; 2**63 and up are out of range,
+    a fraction is not an integer, each named with its value."""
+    exact = tensors.from_json("x", "INT64", [3], json_data(f"[{INT64_MAX}, -{2**63}, 2.0]"))
+    assert exact.tolist() == [INT64_MAX, -(2**63), 2]
+    assert exact.dtype == np.int64
     with pytest.raises(DomainError, match=r"x\[1\] = 9223372036854775808 is outside"):
-        tensors.from_json("x", "INT64", [2], np.array([1, 2**63], dtype=np.uint64))
+        tensors.from_json("x", "INT64", [2], json_data(f"[1, {2**63}]"))
     with pytest.raises(DomainError, match=r"x\[0\] = 2147483648 is outside the range of INT32"):
-        tensors.from_json("x", "INT32", [2], np.array([2**31, 0]))
+        tensors.from_json("x", "INT32", [2], json_data(f"[{2**31}, 0]"))
     with pytest.raises(DomainError, match=r"x\[1\] = 0.5 is not an integer"):
-        tensors.from_json("x", "INT64", [2], np.array([1.0, 0.5]))
+        tensors.from_json("x", "INT64", [2], json_data("[1.0, 0.5]"))
+    with pytest.raises(Exception, match="ragged"):
+        tensors.from_json("x", "INT64", [3], json_data("[[1], [2, 3]]"))
 
 
 def test_structure_errors_are_those_of_every_array() -> None:

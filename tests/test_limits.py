@@ -156,7 +156,7 @@ async def asgi(app: Any, path: str, messages: list[dict | None], headers: dict[s
 
 
 def app_with(**settings: Any):
-    return create_app(Settings(decode_offload_bytes=0, **settings), warm=lambda: 0)
+    return create_app(Settings(**settings), warm=lambda: 0)
 
 
 MSE = json.dumps({"predictions": [1.0, 2.0], "targets": [1.5, 2.0]}).encode()

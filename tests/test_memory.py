@@ -214,7 +214,7 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_a_request_leaves_nothing_behind(case: str, tracker: Tracker, no_gc: None) -> None:
     path, make_body, headers, status, settings = CASES[case]
-    app = create_app(Settings(decode_offload_bytes=0, **settings), warm=lambda: 0)
+    app = create_app(Settings(**settings), warm=lambda: 0)
     loop = asyncio.new_event_loop()
     try:
         # The first request warms every cache (models, metric children, compiled programs).
@@ -241,7 +241,7 @@ def test_a_request_leaves_nothing_behind(case: str, tracker: Tracker, no_gc: Non
 
 def test_a_client_that_leaves_frees_its_request(tracker: Tracker, no_gc: None) -> None:
     """Heavy work whose client disconnects stops, and its memory goes with it."""
-    app = create_app(Settings(decode_offload_bytes=0, heavy_work_seconds=0), warm=lambda: 0)
+    app = create_app(Settings(heavy_work_seconds=0), warm=lambda: 0)
     params = {"expression": "sin(p * k) + cos(y * k)", "constants": {"k": 1e299}}
     loop = asyncio.new_event_loop()
     try:

@@ -1,5 +1,5 @@
 """Operating the service: API keys, request ids, JSON access logs, /metrics, overload 503s,
-the element limit decided before allocation, the decode helper, chunked encoding, and the
+the element limit decided before allocation, chunked encoding, and the
 SIGTERM drain of a real server process."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import os
 import re
 import signal
 import threading
@@ -18,10 +17,8 @@ import numpy as np
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import given
-from hypothesis import strategies as st
 
-from service import codec, decoding, scoring
+from service import codec, scoring
 from service.app import create_app
 from service.errors import PayloadTooLarge
 from service.logs import JsonFormatter
@@ -261,88 +258,7 @@ def test_nested_size_reads_the_shape_along_first_entries() -> None:
     assert codec.nested_size(np.zeros((4, 5))) == 20
 
 
-# ---- the decode helper process and chunked encoding -------------------------------------------
-
-OFFLOAD_CASES = [
-    ("/v1/losses/mse", {"predictions": [[0.5, 1.5]] * 700, "targets": [[1.0, 2.5]] * 700}),
-    (
-        "/v1/losses/bce",
-        {
-            "predictions": [0.2, 0.9] * 600,
-            "targets": [0, 1] * 600,
-            "params": {"from_logits": False},
-        },
-    ),
-    ("/v1/losses/mse", {"predictions": [0.5] * 2000, "targets": [1.0] * 1999 + [float("nan")]}),
-    ("/v1/losses/mse", {"predictions": [0.5] * 2000, "targets": [1.0] * 1999 + [True]}),
-    ("/v1/losses/mse", {"predictions": [[0.5] * 3] * 600 + [[1.0]], "targets": [1.0] * 1801}),
-    ("/v1/losses/mse", {"predictions": [0.5] * 1500 + ["x"], "targets": [1.0] * 1501}),
-    ("/v1/losses/mse", {"predictions": [0.5] * 6000, "targets": [1.0] * 6000}),  # > max elements
-    (
-        "/v1/evaluate",
-        {
-            "predictions": [0.5] * 3000,
-            "targets": [1.0] * 3000,
-            "terms": [{"loss": "mse"}, {"loss": "mae", "weight": 2}],
-        },
-    ),
-    (
-        "/v2/models/mse/infer",
-        {
-            "inputs": [
-                {
-                    "name": "predictions",
-                    "shape": [1500, 2],
-                    "datatype": "FP32",
-                    "data": [0.25] * 3000,
-                },
-                {
-                    "name": "targets",
-                    "shape": [1500, 2],
-                    "datatype": "FP64",
-                    "data": [[1.0, 2.0]] * 1500,
-                },
-            ]
-        },
-    ),
-]
-
-
-@pytest.mark.parametrize(("path", "body"), OFFLOAD_CASES)
-def test_the_decode_helper_answers_exactly_as_the_worker(
-    path: str, body: dict, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Every body decoded by the helper process (threshold 1 byte) gets byte for byte the
-    answer of an in-worker decode: results and every error (NaN, booleans, ragged, strings,
-    the element limit)."""
-    payload = json.dumps(body).encode()  # NaN as the non-standard token, as Python sends it
-    monkeypatch.setattr(decoding, "ALWAYS", 1)  # a lone request too
-    answers = []
-    for threshold in (0, 1):
-        settings = Settings(decode_offload_bytes=threshold, max_elements=10_000)
-        app = create_app(settings, warm=lambda: 0)
-        with TestClient(app, raise_server_exceptions=False) as client:
-            assert app.state.readiness.done.wait(timeout=120)
-            response = client.post(
-                path, content=payload, headers={"Content-Type": "application/json"}
-            )
-            answers.append((response.status_code, response.content))
-    assert answers[0] == answers[1]
-    assert answers[0][0] in (200, 400, 413, 422), answers[0]
-
-
-def test_the_decode_helper_returns_arrays_and_declines_what_it_cannot_convert() -> None:
-    from service.decoding import decode_in_helper
-
-    document = decode_in_helper(orjson.dumps({"predictions": [[1, 2]] * 600}), 10**6)
-    assert isinstance(document["predictions"], np.ndarray)
-    assert document["predictions"].shape == (600, 2)
-    small = decode_in_helper(b'{"predictions": [1, 2]}', 10**6)
-    assert small == {"predictions": [1, 2]}  # small lists are left to the worker
-    assert decode_in_helper(b'{"predictions": [1, 2', 10**6) is None
-    assert decode_in_helper(orjson.dumps({"predictions": [1] * 2000}), 1999) is None
-    flags = orjson.dumps({"predictions": [1] * 1999 + [True]})
-    assert decode_in_helper(flags, 10**6) is None
+# ---- chunked encoding ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -464,69 +380,3 @@ def test_compute_pool_returns_every_result_and_error_to_its_caller() -> None:
         assert again == results
     finally:
         pool.close()
-
-
-def test_decode_helper_exits_when_its_worker_is_killed() -> None:
-    port = free_port()
-    with running(["--port", str(port)], clean_env()) as server:
-        server.wait_ready()
-        pid = server.process.pid
-        helpers = [
-            int(entry)
-            for entry in os.listdir("/proc")
-            if entry.isdigit() and _parent(int(entry)) == pid and b"spawn_main" in _cmdline(entry)
-        ]
-        assert len(helpers) == 1, helpers
-        server.process.send_signal(signal.SIGKILL)
-        server.process.wait(timeout=30)
-        deadline = time.monotonic() + 15
-        while os.path.exists(f"/proc/{helpers[0]}") and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not os.path.exists(f"/proc/{helpers[0]}"), "the decode helper outlived its worker"
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as file:
-            return int(file.read().rsplit(b")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _cmdline(pid: str) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as file:
-            return file.read()
-    except OSError:
-        return b""
-
-
-@given(st.binary(max_size=300) | st.text('tfrueals[]0.1," u', max_size=300).map(str.encode))
-def test_may_hold_booleans_is_the_plain_search(body: bytes) -> None:
-    assert codec.may_hold_booleans(body) == (b"true" in body or b"false" in body)
-
-
-def test_may_hold_booleans_past_many_decoys() -> None:
-    decoys = b'{"u": "' + b"u l " * 500 + b'", "x": [' + b"0.5," * 20_000 + b"1]}"
-    assert not codec.may_hold_booleans(decoys)
-    assert codec.may_hold_booleans(decoys + b"true")
-    assert codec.may_hold_booleans(decoys + b"[false]")
-
-
-def test_the_helper_is_used_when_busy_or_past_the_always_size(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    decoder = decoding.Decoder()
-    decoder.configure(10)
-    used = []
-    monkeypatch.setattr(decoder, "_offload", lambda body, limit: used.append(len(body)))
-    body = orjson.dumps({"predictions": [1.0] * 8})
-    decoder.decode(body, 100, busy=False)
-    assert used == []  # a lone request decodes in the worker
-    decoder.decode(body, 100, busy=True)
-    assert used == [len(body)]
-    monkeypatch.setattr(decoding, "ALWAYS", len(body))
-    decoder.decode(body, 100, busy=False)
-    assert used == [len(body)] * 2
-    decoder.decode(b"{}", 100, busy=True)  # under the threshold: never
-    assert used == [len(body)] * 2

@@ -35,9 +35,8 @@ import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, create_model
 
-from service import work
+from service import codec, work
 from service.contracts import Inputs
-from service.decoding import DECODER
 from service.engine import LossResult, compute
 from service.errors import MalformedBody, PayloadTooLarge, StructureError
 from service.inference import tensors
@@ -48,6 +47,8 @@ from service.loss_request import refuse_unknown_keys, structure_error
 from service.registry import LossSpec
 
 MAX_DIMENSIONS = 32
+#: Each input's ``data`` is read as a JsonArray (no Python object per number).
+TENSOR_DATA = {"inputs": frozenset({("*", "data")})}
 #: Most inputs or outputs of one request (4 tensors and a few array params, 5 outputs): a longer
 #: list is refused before its entries are checked one by one.
 MAX_TENSORS = 16
@@ -131,7 +132,6 @@ def infer_job(
         header_length,
         max_body_bytes,
         limits.max_elements,
-        limits.busy,
         reserve,
     )
     return limits.admit(plan)
@@ -144,14 +144,13 @@ def prepare(
     header_length: str | None,
     max_body_bytes: int,
     max_elements: int,
-    busy: bool = False,
     reserve: Callable[[int], None] | None = None,
 ) -> work.Plan:
     """Decode and validate an inference request; the plan that computes and encodes it."""
     body = decode_content(body, content_encoding, max_body_bytes, reserve)
     framing = split_body(body, header_length)
     del body
-    request = _parse_header(framing, max_elements, busy)
+    request = _parse_header(spec, framing)
     decoded = decode_inputs(spec, request.inputs, framing, max_elements)
     del framing
     parameters = dict(request.parameters or {})
@@ -185,16 +184,18 @@ def run_infer(
     return encode_response(spec, request_id, result, outputs, datatype)
 
 
-def _parse_header(framing: Framing, max_elements: int, busy: bool) -> InferRequest:
+def _parse_header(spec: LossSpec, framing: Framing) -> InferRequest:
+    # Request parameters: the loss's params, reduction, and Triton's own.
+    also = (*TRITON_PARAMETERS, "reduction", "binary_data_output")
+    closed = {"parameters": (spec.params.model_fields, also)}
     try:
-        document = DECODER.decode(framing.header, max_elements, busy)
+        document = codec.read_request(framing.header, InferRequest, TENSOR_DATA, closed)
     except MalformedBody as error:
         if framing.has_binary_header:
             raise
         raise MalformedBody(
             f"{error.detail} (binary tensor data after the JSON needs the {HEADER_LENGTH} header)"
         ) from None
-    refuse_unknown_keys(InferRequest, document)
     try:
         return InferRequest.model_validate(document)
     except ValidationError as error:

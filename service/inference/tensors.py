@@ -20,10 +20,12 @@ from typing import Any, Literal, NoReturn
 
 import numpy as np
 
-from service.codec import MAX_DIMENSIONS, holds_boolean, require_finite, to_array
+from service.codec import holds_boolean, to_array
 from service.errors import DomainError, NonFiniteResult, StructureError, body_loc, index_text
-from service.finite import first_non_finite
+from service.finite import MAX_DIMENSIONS, first_non_finite, require_finite
 from service.inference.errors import MalformedTensorData
+from service.jsonread import JsonArray
+from service.jsonread.arrays import FRACTIONAL, INTEGRAL
 
 Datatype = Literal["FP32", "FP64", "INT32", "INT64"]
 #: Little-endian, as the binary tensor extension defines its bytes.
@@ -52,19 +54,17 @@ def byte_size(shape: Sequence[int], datatype: str) -> int:
 def from_json(name: str, datatype: str, shape: Sequence[int], data: Any) -> np.ndarray:
     """JSON ``data`` (flat row-major, or nested in the declared shape): float64 for FP
     datatypes, the exact integers as int64 for INT ones."""
-    if not isinstance(data, list | np.ndarray):  # an array from the decode helper
+    if not isinstance(data, list | JsonArray):
         raise StructureError(
             inputs_loc(name, "data"),
             f"{name}: data must be an array of numbers (flat or nested), got {type(data).__name__}",
         )
     if datatype not in INTEGER_DATATYPES:
         array = to_array(data, name)  # rectangular, numbers only, finite, float64
-    elif isinstance(data, np.ndarray) and data.dtype.kind == "i":
-        array = _in_range(data.astype(np.int64, copy=False), name, datatype)
-    else:  # a decode helper's float or uint64 array holds what its list held
-        array = integers_from_list(
-            name, datatype, data if isinstance(data, list) else data.tolist()
-        )
+    elif isinstance(data, JsonArray):
+        array = integers_from_json(name, datatype, data)
+    else:
+        array = integers_from_list(name, datatype, data)
     expected = element_count(shape)
     if array.ndim > 1 and array.shape != tuple(shape):
         raise StructureError(
@@ -116,6 +116,27 @@ def integers_from_list(name: str, datatype: str, data: list) -> np.ndarray:
             _refuse(name, shape, position, value, _outside(datatype))
         exact.append(number)
     return np.array(exact, dtype=np.int64).reshape(shape)
+
+
+def integers_from_json(name: str, datatype: str, data: JsonArray) -> np.ndarray:
+    """The JSON ``data`` of an INT32 / INT64 tensor, read from the body, as exact int64.
+
+    Integer literals within int64 are read exactly by the reader. Otherwise (a literal such as
+    ``2.0`` or ``2.5``, or an integer from 2**63 on) the array is read as float64 first, with
+    the structure messages of every array; then each integer literal from its digits and each
+    other number from its double, and the first that is not an int64 is named as it was sent.
+    """
+    exact = data.as_int64()
+    if exact is not None:
+        return _in_range(exact, name, datatype)
+    floats = to_array(data, name)  # raises for anything that is not an array of numbers
+    values, reason, position = data.integers(floats)
+    if reason != INTEGRAL:
+        text = data.number_text(position)  # quoted as sent: an int in full, a float as Python
+        value = int(text) if text.lstrip("-").isdigit() else float(text)
+        what = f"is not an integer (datatype {datatype})" if reason == FRACTIONAL else None
+        _refuse(name, floats.shape, position, value, what or _outside(datatype))
+    return _in_range(values, name, datatype)
 
 
 def _limits(datatype: str) -> tuple[int, int]:

@@ -1,0 +1,56 @@
+"""Number texts whose correctly rounded doubles are hard to get right.
+
+Each text's expected double is ``float(text)`` (Python's correctly rounded conversion); the
+tests compare the reader's bits with it, so these lists carry no expected values of their own.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, getcontext
+from fractions import Fraction
+
+import numpy as np
+
+#: Subnormals and their rounding to 0 or 5e-324, the normal boundary, the largest double and
+#: just past it, ties, integers past 2**53, 2**63, 2**64, an exponent of 10**21, huge integers.
+HARD_NUMBERS = [
+    "4.9e-324", "5e-324", "2.4703282292062327e-324", "2.4703282292062328e-324",
+    "2.4703282292062327208828439643411068618252990130716238221279284125033775363510437593264991818081799618989828234772285886546332835517796989819938739800539093906315035659515570226392290858392449105184435931802849936536152500319370457678249219365623669863658480757001585769269903706311928279558551332927834338409351978015531246597263579574622766465272827220056374006485499977096599470454020828166226237857393450736339007967761930577506740176324673600968951340535537458516661134223766678604162159680461914467291840300530057530849048765391711386591646239524912623653881879636239373280423891018672348497668235089863388587925628302755995657524455507255189313690836254779186948667994968324049705821028513185451396213837722826145437693412532098591327667236328125e-324",
+    "2.2250738585072011e-308", "2.2250738585072012e-308", "2.225073858507201e-308",
+    "2.2250738585072014e-308", "1.7976931348623157e308", "1.7976931348623158e308",
+    "1.7976931348623159e308", "1e308", "1e309", "1e-323", "1e-324", "1e-325", "-0", "-0.0",
+    "0", "0.0", "-0e5", "0e-999999999999999999999", "1e-999999999999999999999",
+    "1e999999999999999999999", "0.1", "0.2", "0.3", "1e23", "8.98846567431158e307",
+    "9007199254740992", "9007199254740993", "9007199254740995", "9223372036854775807",
+    "9223372036854775808", "18446744073709551615", "18446744073709551616",
+    "123456789012345678901234567890", "1" + "0" * 400, "1" + "0" * 308, "1e400", "-1e400",
+    "1.00000000000000011102230246251565404236316680908203125",
+    "1.00000000000000011102230246251565404236316680908203124",
+    "1.00000000000000011102230246251565404236316680908203126",
+    "0." + "0" * 400 + "1e400", "7.2057594037927933e16", "1448997445238699", "3.0e-324",
+    "1.5e-323", "2.5e-324", "-2.4703282292062327e-324", "12345678901234567890e-10",
+    "0.000000000000000000000000000000000001e36", "1e22", "1e-22", "4503599627370496.5",
+    "4503599627370497.5", "17976931348623157" + "0" * 292, "9.999999999999999e22",
+]  # fmt: skip
+
+
+def halfway_texts(count: int, seed: int) -> list[str]:
+    """Exact midpoints between neighbouring doubles (up to 767 significant digits), and the
+    same padded to over 800 digits with a last 1 (just above) or one unit lower (below)."""
+    getcontext().prec = 1200
+    rng = np.random.default_rng(seed)
+    texts = []
+    for _ in range(count):
+        significand = int(rng.integers(2**52, 2**53))
+        exponent = int(rng.integers(-1074, 972))
+        if rng.random() < 0.3:
+            exponent = int(rng.integers(-1074, -1000))  # subnormal neighbourhood
+        midpoint = Fraction(2 * significand + 1) * Fraction(2) ** (exponent - 1)
+        exact = Decimal(midpoint.numerator) / Decimal(midpoint.denominator)
+        digits, power = format(exact, "E").split("E")
+        texts.append(f"{digits}E{power}")
+        padded = digits + ("" if "." in digits else ".") + "0" * (820 - len(digits))
+        texts.append(f"{padded}1E{power}")
+        lower = exact - Decimal(10) ** (exact.adjusted() - 850)
+        texts.append(format(lower, "E"))
+    return texts
