@@ -135,7 +135,7 @@ def prepare(body: bytes | bytearray, max_elements: int) -> work.Plan:
     metric_requests = metric_module.parse_metrics(request.metrics or [])
     budget = ElementBudget(max_elements)
     del document
-    inputs = read_inputs(request, budget)
+    inputs = read_inputs(request, budget, codec.may_hold_booleans(body))
     parameters = _parameters(request.regularization, budget)
     prepared = PreparedEvaluation(
         terms,
@@ -159,7 +159,7 @@ def _estimate(prepared: PreparedEvaluation) -> work.Estimate:
         outputs += entries
     seconds += work.output_seconds(outputs)
     names = ", ".join(term.spec.name for term in prepared.terms)
-    return work.Estimate(seconds, entries, f"{names} on {entries:,} prediction entries")
+    return work.Estimate(seconds, entries, names)
 
 
 def run_encoded(prepared: PreparedEvaluation) -> bytes:

@@ -97,10 +97,12 @@ class ParsedRequest:
     include: frozenset[str]
 
 
-def parse(spec: LossSpec, document: dict[str, Any], max_elements: int) -> ParsedRequest:
+def parse(
+    spec: LossSpec, document: dict[str, Any], max_elements: int, *, check_booleans: bool = True
+) -> ParsedRequest:
+    """Validate a request document (:func:`service.codec.read_request` refused its unknown keys
+    already) into arrays, params, reduction and outputs."""
     model = request_model(spec)
-    refuse_unknown_keys(model, document)
-    refuse_unknown_keys(spec.params, document.get("params"), ("params",))
     if document.get("params") is None:
         # Validate the defaults too: a loss may require a parameter (ctc's target_lengths).
         document = {**document, "params": {}}
@@ -110,7 +112,7 @@ def parse(spec: LossSpec, document: dict[str, Any], max_elements: int) -> Parsed
         raise structure_error(error, model) from None
     budget = ElementBudget(max_elements)
     return ParsedRequest(
-        inputs=read_inputs(request, budget),
+        inputs=read_inputs(request, budget, check_booleans),
         params=request.params,  # type: ignore[attr-defined]
         reduction=request.reduction,
         include=frozenset(request.include),
@@ -141,7 +143,7 @@ class ElementBudget:
             )
 
 
-def read_inputs(request: BaseModel, budget: ElementBudget) -> Inputs:
+def read_inputs(request: BaseModel, budget: ElementBudget, check_booleans: bool = True) -> Inputs:
     """The payload's arrays (predictions, targets, optional sample_weight and mask) as float64."""
     arrays: dict[str, np.ndarray | None] = {}
     for field in ("predictions", "targets", "sample_weight", "mask"):
@@ -149,7 +151,8 @@ def read_inputs(request: BaseModel, budget: ElementBudget) -> Inputs:
         if value is None and field in ("sample_weight", "mask"):
             arrays[field] = None
             continue
-        arrays[field] = budget.take(value, partial(to_array, field=field))
+        convert = partial(to_array, field=field, check_booleans=check_booleans)
+        arrays[field] = budget.take(value, convert)
     return Inputs(**arrays)  # type: ignore[arg-type]
 
 

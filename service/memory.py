@@ -4,7 +4,8 @@ glibc's ``malloc`` raises its mmap threshold as large blocks are freed (up to 32
 buffers of a large request (its body, arrays, response) end up on the heap, where freeing them
 does not shrink the process: a worker that served a few 40 MB requests stayed hundreds of MiB
 larger. ``malloc_trim(0)`` hands the free pages back. It costs a walk over the heap (about a
-millisecond), so the heavy lane calls it when it runs out of work, never per small request.
+millisecond), and the next large request pays the page faults of fresh memory again, so the
+heavy lane calls it once it has been idle for half a second, never per request.
 Elsewhere than glibc it does nothing.
 """
 

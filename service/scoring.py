@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
+import numpy as np
 import orjson
 
 from service import codec, evaluate, loss_request, monitoring, work
@@ -63,6 +64,7 @@ JSON = "application/json"
 BINARY = "application/octet-stream"
 T = TypeVar("T")
 LIGHT_NICE, HEAVY_NICE = 10, 15
+TRIM_AFTER = 0.5  # s: idle time of the heavy lane before freed memory goes back to the system
 logger = logging.getLogger("service")
 
 
@@ -180,8 +182,22 @@ class ComputePool:
         for _ in workers:
             self._jobs.put(None)
 
+    def _next_job(self, worked: bool) -> Job | None:
+        """Wait for the next job. With ``trim``, after work, a lane that stays idle for
+        :data:`TRIM_AFTER` seconds gives freed memory back to the system first (not at once:
+        requests back to back would pay the page faults of fresh memory every time)."""
+        if worked and self.trim:
+            try:
+                return self._jobs.get(timeout=TRIM_AFTER)
+            except queue.Empty:
+                return_freed_memory()
+        return self._jobs.get()
+
     def _work(self) -> None:
         lower_priority(self.nice)
+        # Overflow and NaN are results to check, never warnings: every input and result is
+        # checked for finiteness (service.finite), and a sum of finite values may overflow.
+        np.seterr(over="ignore", invalid="ignore", divide="ignore")
         pending: list[list] = []
         oldest = 0.0
         worked = False
@@ -191,10 +207,8 @@ class ComputePool:
             except queue.Empty:
                 _deliver_all(pending)
                 pending = []
-                if worked and self.trim:
-                    return_freed_memory()
+                job = self._next_job(worked)
                 worked = False
-                job = self._jobs.get()
             if job is None:
                 _deliver_all(pending)
                 return
@@ -258,19 +272,22 @@ class Scoring:
             settings.body_min_bytes_per_second,
         )
         self.heavy_body_bytes = work.heavy_body_bytes(settings.heavy_work_seconds)
+        # What a job may do, by the lane it starts in (a plan runs where it was prepared up to
+        # heavy_work_seconds; in the heavy lane, always).
+        self.limits = {
+            heavy: work.Limits(
+                max_elements=settings.max_elements,
+                max_seconds=settings.max_work_seconds,
+                inline_seconds=math.inf if heavy else settings.heavy_work_seconds,
+            )
+            for heavy in (False, True)
+        }
         admission = self.admission
         self.count_in_flight = not monitoring.watch_in_flight(lambda: admission.requests)
 
     def close(self) -> None:
         self.light.close()
         self.heavy.close()
-
-    def _limits(self, heavy: bool) -> work.Limits:
-        return work.Limits(
-            max_elements=self.settings.max_elements,
-            max_seconds=self.settings.max_work_seconds,
-            inline_seconds=math.inf if heavy else self.settings.heavy_work_seconds,
-        )
 
     async def _compute(self, job: Callable[[], Any], heavy: bool, receive: Receive | None) -> Any:
         """``job`` in its lane under a fresh deadline; a plan it hands back runs in the heavy
@@ -329,7 +346,7 @@ class Scoring:
                 progress or Progress(),
             )
             heavy = len(body) >= self.heavy_body_bytes
-            job = partial(decode_and_run, prepare, [body], self._limits(heavy))
+            job = partial(decode_and_run, prepare, [body], self.limits[heavy])
             del body  # the job takes it: freed once decoded
             return Reply(200, await self._compute(job, heavy, receive))
         except ServiceError as error:
@@ -365,7 +382,7 @@ class Scoring:
                 encoding,
                 headers.get(HEADER_LENGTH.lower()),
                 self.settings.max_body_bytes,
-                self._limits(heavy),
+                self.limits[heavy],
                 holding.reserve,
             )
             del body
@@ -387,7 +404,8 @@ def prepare_loss(spec: LossSpec, body: bytes | bytearray, max_elements: int) -> 
     closed = {"params": (spec.params.model_fields, ())}
     model = loss_request.request_model(spec)
     document = codec.read_request(body, model, codec.TENSOR_ARRAYS, closed)
-    request = loss_request.parse(spec, document, max_elements)
+    booleans = codec.may_hold_booleans(body)
+    request = loss_request.parse(spec, document, max_elements, check_booleans=booleans)
     del document
     estimate = work.of_loss(
         spec, request.inputs, request.params, gradient="gradient" in request.include

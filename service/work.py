@@ -30,14 +30,14 @@ BINARY_OUTPUT_SECONDS = 1e-9
 METRIC_SECONDS = 60e-9
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Estimate:
     """Estimated seconds of a request's computation, and the entries they are spread over (so
     a refusal can say how many would fit)."""
 
     seconds: float
     entries: int
-    what: str  # e.g. "mse on 1,000,000 entries"
+    names: str  # the losses, e.g. "mse" or "mse, mae"
 
     def check(self, limit: float) -> None:
         """413 when over ``limit`` seconds, saying how much fits."""
@@ -45,7 +45,8 @@ class Estimate:
             return
         fitting = int(self.entries * limit / self.seconds) if self.seconds > 0 else 0
         raise WorkTooLarge(
-            f"this request needs an estimated {self.seconds:.3g} s of compute ({self.what}); "
+            f"this request needs an estimated {self.seconds:.3g} s of compute ({self.names} on "
+            f"{self.entries:,} prediction entries); "
             f"the limit is {limit:g} s (LOSS_SERVICE_MAX_WORK_SECONDS): send at most about "
             f"{fitting:,} entries per request with these losses and parameters, or cheaper ones"
         )
@@ -69,7 +70,7 @@ def of_loss(
     entries = inputs.predictions.size
     out = inputs.predictions.shape[0] + (entries if gradient else 0)
     seconds = loss_seconds(spec, inputs, params) + output_seconds(out, binary)
-    return Estimate(seconds, entries, f"{spec.name} on {entries:,} prediction entries")
+    return Estimate(seconds, entries, spec.name)
 
 
 #: Seconds per body byte of decoding JSON (parse, arrays): a body this costly to decode goes to
@@ -82,7 +83,7 @@ def heavy_body_bytes(heavy_seconds: float) -> int:
     return max(1, int(heavy_seconds / DECODE_SECONDS_PER_BYTE))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Plan:
     """A validated request, its estimate, and the call that computes and encodes its answer."""
 
@@ -90,7 +91,7 @@ class Plan:
     run: Callable[[], Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Limits:
     """What a job may do: elements, estimated seconds in all, and in its current lane."""
 
