@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test lint bench soak clean
+.PHONY: run test lint bench hostile soak clean
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ bench: $(VENV)/.runtime  ## kernel benchmarks: each kernel against vectorised Nu
 	$(PY) -m bench.kernels
 	$(PY) -m bench.structured
 	$(PY) -m bench.http
+
+hostile: $(VENV)/.dev  ## issue 11's hostile clients against a fresh server: memory, stalls, latency (~4 min)
+	$(PY) -m bench.hostile
 
 soak: $(VENV)/.dev  ## five minutes at ~80 % of measured capacity: errors and RSS (not in make test)
 	$(PY) -m bench.soak
