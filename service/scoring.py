@@ -314,6 +314,16 @@ class Scoring:
             if self.count_in_flight:
                 monitoring.IN_FLIGHT.dec()
 
+    async def _read(
+        self,
+        headers: Mapping[str, str],
+        receive: Receive,
+        holding: Holding,
+        progress: Progress | None,
+    ) -> bytes | bytearray:
+        declared = headers.get("content-length")
+        return await read_body(receive, declared, self.body_limits, holding, progress or Progress())
+
     async def loss(
         self,
         spec: LossSpec,
@@ -338,13 +348,7 @@ class Scoring:
         holding = Holding(self.admission)
         try:
             codec.check_json_content_type(headers.get("content-type"))
-            body = await read_body(
-                receive,
-                headers.get("content-length"),
-                self.body_limits,
-                holding,
-                progress or Progress(),
-            )
+            body = await self._read(headers, receive, holding, progress)
             heavy = len(body) >= self.heavy_body_bytes
             job = partial(decode_and_run, prepare, [body], self.limits[heavy])
             del body  # the job takes it: freed once decoded
@@ -365,13 +369,7 @@ class Scoring:
         holding = Holding(self.admission)
         try:
             spec = model()
-            body = await read_body(
-                receive,
-                headers.get("content-length"),
-                self.body_limits,
-                holding,
-                progress or Progress(),
-            )
+            body = await self._read(headers, receive, holding, progress)
             encoding = headers.get("content-encoding")
             # A compressed body's decoded size is unknown until inflated: decode it in the heavy lane.
             heavy = len(body) >= self.heavy_body_bytes or encoding not in (None, "identity")
