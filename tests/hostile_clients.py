@@ -29,32 +29,14 @@ from pathlib import Path
 
 import orjson
 
+from bench.soak import descendants
+
 MiB = 1 << 20
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 # ---- the server's process tree, from /proc -------------------------------------------------
-
-
-def descendants(pid: int) -> list[int]:
-    """``pid`` and every live process below it (uvicorn's workers, the decode helper)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # exited meanwhile
-            continue
-        # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    found, stack = [], [pid]
-    while stack:
-        current = stack.pop()
-        found.append(current)
-        stack.extend(children.get(current, []))
-    return found
+# (descendants: bench/soak.py's walk of /proc, every live process below a pid)
 
 
 def _status_kib(pid: int, key: str) -> int:

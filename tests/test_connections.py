@@ -32,6 +32,7 @@ from service.connections.bound import (
     resolve_max_connections,
 )
 from service.connections.protocol import GuardedHttpToolsProtocol
+from tests.hostile_clients import rss_bytes
 from tests.test_server import MSE_BODY, MSE_EXPECTED, Server, clean_env, free_port, running
 
 HEADER_TIMEOUT = 1.0  # s, LOSS_SERVICE_HEADER_TIMEOUT_SECONDS of the servers below
@@ -141,31 +142,6 @@ def fresh(port: int, data: bytes) -> Response:
 
 
 # ---- the server process -----------------------------------------------------------------------
-
-
-def process_tree(pid: int) -> list[int]:
-    pids, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        pids.append(current)
-        try:
-            with open(f"/proc/{current}/task/{current}/children") as children:
-                pending += [int(child) for child in children.read().split()]
-        except OSError:
-            continue
-    return pids
-
-
-def rss_kib(pid: int) -> int:
-    """VmRSS of ``pid`` and all its descendants (the decode helper), in KiB."""
-    total = 0
-    for member in process_tree(pid):
-        try:
-            with open(f"/proc/{member}/status") as status:
-                total += next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
-        except (OSError, StopIteration):
-            continue
-    return total
 
 
 def open_files(pid: int) -> int:
@@ -287,7 +263,7 @@ def assert_headers_too_large(response: Response) -> None:
 def test_unterminated_header_is_a_431_and_memory_stays_flat(served: tuple[Server, int]) -> None:
     server, port = served
     assert fresh(port, padded(MAX_HEADER_BYTES + 1)).status == 431  # the path is warm
-    before = rss_kib(server.process.pid)
+    before = rss_bytes(server.process.pid) / 1024
     piece = b"a" * MIB
     with connections(port) as (connection,):
         connection.send(b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Big: ")
@@ -303,7 +279,7 @@ def test_unterminated_header_is_a_431_and_memory_stays_flat(served: tuple[Server
             answer = connection.response()
         assert_headers_too_large(answer)
         assert connection.closed()
-    growth_mib = (rss_kib(server.process.pid) - before) / 1024
+    growth_mib = (rss_bytes(server.process.pid) / 1024 - before) / 1024
     assert offered >= 1
     assert growth_mib <= 8, f"RSS grew by {growth_mib:.1f} MiB while {offered} MiB were offered"
     assert healthy(port)

@@ -24,6 +24,7 @@ from service.deadline import ClientClosed, Deadline
 from service.errors import DeadlineExceeded, PayloadTooLarge, RequestTimeout, WorkTooLarge
 from service.registry import REGISTRY
 from service.settings import Settings
+from tests.asgi_scope import post_scope
 
 
 def scripted(messages: list[dict | None], log: list[str] | None = None):
@@ -137,18 +138,7 @@ async def asgi(app: Any, path: str, messages: list[dict | None], headers: dict[s
     async def send(message: dict) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 8000),
-        "scheme": "http",
-        "http_version": "1.1",
-    }
+    scope = post_scope(path, headers)
     await app(scope, scripted(messages), send)
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")

@@ -31,6 +31,7 @@ import service.losses  # noqa: F401  (registers every loss)
 from service import engine
 from service.app import create_app
 from service.settings import Settings
+from tests.asgi_scope import post_scope
 
 ROWS = 20_000  # (20,000, 10) predictions: a body of ~4-5 MB
 MARGIN = 512 * 1024  # bytes still allocated after a request (metric children, caches)
@@ -129,19 +130,7 @@ async def call(app: Any, path: str, body: bytes, headers: dict[str, str], leave:
         if message["type"] == "http.response.body":
             gone.set()
 
-    raw = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": raw,
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 8000),
-        "scheme": "http",
-        "http_version": "1.1",
-    }
+    scope = post_scope(path, headers)
     await app(scope, receive, send)
     starts = [message for message in sent if message["type"] == "http.response.start"]
     return starts[0]["status"] if starts else None
