@@ -20,11 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from service import codec, work
 from service import metrics as metric_module
-from service.codec import require_finite, to_array
+from service.codec import to_array
 from service.contracts import Inputs
 from service.deadline import checkpoint
 from service.engine import LossResult, compute
 from service.errors import InvalidInput, NonFiniteResult, StructureError
+from service.finite import require_finite
 from service.loss_request import (
     ALL_OUTPUTS,
     MAX_INCLUDE,
@@ -32,7 +33,6 @@ from service.loss_request import (
     NumberArray,
     Output,
     read_inputs,
-    refuse_unknown_keys,
     structure_error,
 )
 from service.registry import REGISTRY, LossSpec, canonical_name
@@ -125,7 +125,6 @@ def prepare(body: bytes | bytearray, max_elements: int) -> work.Plan:
     """Read and validate everything, and estimate the work (every term, the metrics, the
     outputs)."""
     document = codec.read_request(body, EvaluateRequest, ARRAYS)
-    refuse_unknown_keys(EvaluateRequest, document)
     try:
         request = EvaluateRequest.model_validate(document)
     except ValidationError as error:
@@ -217,7 +216,7 @@ def _prepare(index: int, term: Term) -> PreparedTerm:
         )
     spec = REGISTRY[name]
     try:
-        refuse_unknown_keys(spec.params, term.params)
+        codec.refuse_unknown(term.params, spec.params.model_fields)
         params = spec.params.model_validate(term.params or {})
     except ValidationError as error:
         raise _within_term(structure_error(error, spec.params), index, "params") from None

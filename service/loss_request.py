@@ -197,27 +197,6 @@ def structure_error(error: ValidationError, model: type[BaseModel]) -> Structure
     return StructureError(first["loc"], first["msg"], more, unlisted)
 
 
-def refuse_unknown_keys(model: type[BaseModel], value: Any, loc: tuple[str, ...] = ()) -> None:
-    """Before validation: a JSON object at ``loc`` with more unknown keys than a 422 ever lists
-    is refused here, in one pass over its keys, listing the first of them. (Pydantic would build
-    an error per key first: a million unknown params took seconds and gigabytes.) Objects with
-    fewer go to Pydantic, whose messages these repeat."""
-    if not isinstance(value, dict) or len(value) <= MAX_LISTED_ERRORS:
-        return
-    known = model.model_fields
-    unknown = [key for key in value if key not in known]
-    if len(unknown) <= MAX_LISTED_ERRORS:
-        return
-    allowed = ", ".join(known) or "none"
-    what = "parameter" if loc[:1] == ("params",) else "field"
-    items = [
-        {"loc": ["body", *loc, key], "msg": f"unknown {what} {key!r}; allowed: {allowed}"}
-        for key in unknown[:MAX_LISTED_ERRORS]
-    ]
-    first, *more = items
-    raise StructureError(first["loc"], first["msg"], more, len(unknown) - MAX_LISTED_ERRORS)
-
-
 TYPE_ERRORS = frozenset(
     {"list_type", "float_type", "int_type", "bool_type", "string_type", "dict_type", "model_type"}
 )

@@ -372,7 +372,8 @@ class Scoring:
             body = await self._read(headers, receive, holding, progress)
             encoding = headers.get("content-encoding")
             # A compressed body's decoded size is unknown until inflated: decode it in the heavy lane.
-            heavy = len(body) >= self.heavy_body_bytes or encoding not in (None, "identity")
+            compressed = (encoding or "identity").strip().lower() != "identity"
+            heavy = len(body) >= self.heavy_body_bytes or compressed
             job = partial(
                 protocol.infer_job,
                 spec,

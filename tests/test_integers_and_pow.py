@@ -208,6 +208,9 @@ def test_json_data_read_from_the_body() -> None:
         tensors.from_json("x", "INT64", [2], json_data(f"[1, {2**63}]"))
     with pytest.raises(DomainError, match=r"x\[0\] = 2147483648 is outside the range of INT32"):
         tensors.from_json("x", "INT32", [2], json_data(f"[{2**31}, 0]"))
+    # Past int64 below too, though its double (-2.0**63) would be in range.
+    with pytest.raises(DomainError, match=r"x\[0\] = -9223372036854775809 is outside"):
+        tensors.from_json("x", "INT64", [2], json_data(f"[-{2**63 + 1}, 1.5]"))
     with pytest.raises(DomainError, match=r"x\[1\] = 0.5 is not an integer"):
         tensors.from_json("x", "INT64", [2], json_data("[1.0, 0.5]"))
     with pytest.raises(Exception, match="ragged"):

@@ -25,7 +25,7 @@ logger = logging.getLogger("service")
 
 #: Files kept for the process itself when the bound is derived from the open-file limit: 10 %
 #: of the limit plus 32 (listening socket, event loop, stdio and log handlers, numba's cache
-#: files, the decode helper's pipes, prometheus' multiprocess files). A worker that has just
+#: files, pipes, prometheus' multiprocess files). A worker that has just
 #: started holds about 25.
 RESERVE_FRACTION = 0.10
 RESERVE_FILES = 32

@@ -43,7 +43,7 @@ from service.inference import tensors
 from service.inference.errors import MalformedTensorData, UnsupportedFeature
 from service.inference.models import OUTPUTS, TENSOR_INPUTS, VERSION, array_params
 from service.inference.transport import HEADER_LENGTH, Framing, decode_content, split_body
-from service.loss_request import refuse_unknown_keys, structure_error
+from service.loss_request import structure_error
 from service.registry import LossSpec
 
 MAX_DIMENSIONS = 32
@@ -350,7 +350,7 @@ def loss_params(
         values[name] = tensors.as_parameter(decoded[name].values)
     model = parameters_model(spec)
     try:
-        refuse_unknown_keys(spec.params, values, ("params",))
+        codec.refuse_unknown(values, spec.params.model_fields, field="params")
         return model.model_validate({"params": values}).params  # type: ignore[attr-defined]
     except ValidationError as error:
         raise _relocated(structure_error(error, model), set(decoded)) from None

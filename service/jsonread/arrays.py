@@ -19,8 +19,8 @@ The walk trusts the scan (the text is valid JSON) and allocates only per-depth s
 
 import numpy as np
 
+from service.jsonread.jit import inline_kernel, kernel
 from service.jsonread.skipping import skip_value, starts_number
-from service.kernels.jit import kernel
 
 MAX_DIMENSIONS = 32  # service.codec.MAX_DIMENSIONS
 MAX_NESTING = 1024  # the scan's limit
@@ -241,38 +241,62 @@ def analyze(data, start, shape, chain, problem_path, result):
     return position
 
 
+INT64_LIMIT = np.uint64(1 << 63)
+
+
+#: What :func:`integer_token` found: an int64 literal, another number, an integer past int64.
+INT64_LITERAL, OTHER_NUMBER, BEYOND_LITERAL = 0, 1, 2
+
+
+@inline_kernel
+def integer_token(data, position, end):
+    """The number token starting at ``position``: ``(its end, its magnitude, negative, kind)``,
+    ``kind`` one of INT64_LITERAL (the magnitude is exact), OTHER_NUMBER (a fraction, an
+    exponent, NaN or Infinity) or BEYOND_LITERAL (an integer literal past int64)."""
+    negative = data[position] == 45
+    if negative:
+        position += 1
+    magnitude = np.uint64(0)
+    beyond = False
+    while position < end and 48 <= data[position] <= 57:
+        digit = np.uint64(data[position] - 48)
+        if magnitude > (INT64_LIMIT - digit) // np.uint64(10):
+            beyond = True
+        else:
+            magnitude = magnitude * np.uint64(10) + digit
+        position += 1
+    kind = INT64_LITERAL
+    if position < end and data[position] in (46, 101, 69, 78, 73):
+        kind = OTHER_NUMBER
+    elif beyond or (magnitude == INT64_LIMIT and not negative):
+        kind = BEYOND_LITERAL
+    while position < end and data[position] not in (44, 93, 32, 10, 13, 9):
+        position += 1  # the rest of the token
+    return position, magnitude, negative, kind
+
+
+@inline_kernel
+def signed(magnitude, negative):
+    """The int64 of a magnitude up to 2**63 (negative) or 2**63 - 1."""
+    if negative:
+        return -np.int64(magnitude - np.uint64(1)) - 1 if magnitude else np.int64(0)
+    return np.int64(magnitude)
+
+
 @kernel
 def read_integers(data, start, end, out):
     """The number tokens of ``data[start:end]`` as exact int64 into ``out``; False as soon as
     one is not an integer literal within int64 (the caller knows they are all numbers)."""
     written = 0
     position = start
-    limit = np.uint64(1 << 63)
     while position < end:
-        byte = data[position]
-        if not starts_number(byte):
+        if not starts_number(data[position]):
             position += 1
             continue
-        negative = byte == 45
-        if negative:
-            position += 1
-        magnitude = np.uint64(0)
-        while position < end and 48 <= data[position] <= 57:
-            digit = np.uint64(data[position] - 48)
-            if magnitude > (limit - digit) // np.uint64(10):
-                return False  # beyond 2**63
-            magnitude = magnitude * np.uint64(10) + digit
-            position += 1
-        if position < end:
-            follow = data[position]
-            if follow in (46, 101, 69, 78, 73):
-                return False  # a fraction, an exponent, NaN or Infinity
-        if negative:
-            out[written] = -np.int64(magnitude - np.uint64(1)) - 1
-        else:
-            if magnitude == limit:
-                return False
-            out[written] = np.int64(magnitude)
+        position, magnitude, negative, kind = integer_token(data, position, end)
+        if kind != INT64_LITERAL:
+            return False
+        out[written] = signed(magnitude, negative)
         written += 1
     return True
 
@@ -310,38 +334,18 @@ def exact_integers(data, start, end, floats, out):
     order) as an exact int64 into ``out``: an integer literal from its digits (exact past
     2**53), any other literal from its double. Returns ``(INTEGRAL, -1)``, or the reason
     (``FRACTIONAL``, ``BEYOND_INT64``) and the index of the first number that is not an int64."""
-    limit = np.uint64(1 << 63)
     index = 0
     position = start
     while position < end:
-        byte = data[position]
-        if not starts_number(byte):
+        if not starts_number(data[position]):
             position += 1
             continue
-        first = position
-        negative = byte == 45
-        if negative:
-            position += 1
-        magnitude = np.uint64(0)
-        overflow = False
-        while position < end and 48 <= data[position] <= 57:
-            digit = np.uint64(data[position] - 48)
-            if magnitude > (limit - digit) // np.uint64(10):
-                overflow = True
-            else:
-                magnitude = magnitude * np.uint64(10) + digit
-            position += 1
-        literal = position == end or data[position] not in (46, 101, 69, 78, 73)
-        while position < end and data[position] not in (44, 93, 32, 10, 13, 9):
-            position += 1  # the rest of a fraction, an exponent, NaN or Infinity
-        if literal and first < position:
-            if overflow or (magnitude == limit and not negative):
-                return BEYOND_INT64, index
-            if negative:
-                out[index] = -np.int64(magnitude - np.uint64(1)) - 1 if magnitude else 0
-            else:
-                out[index] = np.int64(magnitude)
-        else:
+        position, magnitude, negative, kind = integer_token(data, position, end)
+        if kind == INT64_LITERAL:
+            out[index] = signed(magnitude, negative)
+        elif kind == BEYOND_LITERAL:
+            return BEYOND_INT64, index
+        else:  # 2.0, 2.5, 1e3: its double decides
             value = floats[index]
             if value != np.floor(value):
                 return FRACTIONAL, index
