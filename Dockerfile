@@ -68,13 +68,13 @@ WORKDIR /app
 USER 10001:10001
 
 # Fill the numba cache, as the app user, against the exact files this image ships.
-RUN python -c "import service.losses; from service.warmup import warm_all; print('warm:', warm_all(), 'losses')"
+RUN python -c "import service.losses; from service.ops.readiness import warm_all; print('warm:', warm_all(), 'losses')"
 
 EXPOSE 8000
 
 # Ready (every kernel loaded) rather than merely alive; no curl needed in a slim image.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-m", "service.healthcheck"]
+    CMD ["python", "-m", "service.ops.healthcheck"]
 
 # The port comes from LOSS_SERVICE_PORT (8000), workers from LOSS_SERVICE_WORKERS (1).
 CMD ["python", "-m", "service", "--host", "0.0.0.0"]

@@ -1,4 +1,4 @@
-"""JSON reading benchmark: service.jsonread against orjson + NumPy, in the same run.
+"""JSON reading benchmark: service.api.jsonread against orjson + NumPy, in the same run.
 
     python -m bench.json_read [--repeats 9] [--size 1000] [--skip-compile] [--skip-memory]
 
@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import orjson
 
-from service.jsonread import read, warm
+from service.api.jsonread import read, warm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -102,7 +102,7 @@ def speed(size: int, repeats: int) -> None:
         )
 
 
-_WARM = "import time, service.jsonread as j; t = time.perf_counter(); j.warm(); print(time.perf_counter() - t)"
+_WARM = "import time, service.api.jsonread as j; t = time.perf_counter(); j.warm(); print(time.perf_counter() - t)"
 
 
 def compile_times() -> None:

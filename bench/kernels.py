@@ -8,7 +8,7 @@ For each registered loss and size (number of prediction entries) it times, in on
 - :mod:`bench.numpy_losses` computing the same element losses and mean-cost gradient;
 - the kernel path the engine runs (contract views, output allocation, gradient scale, kernel)
   on one thread;
-- the same path as the service runs it: through :func:`service.parallel.run` with the
+- the same path as the service runs it: through :func:`service.compute.parallel.run` with the
   service's kernel threads (``LOSS_SERVICE_KERNEL_THREADS``, default cores / workers). Calls
   under ``parallel.THRESHOLD`` prediction entries stay serial there, so this column differs
   from the one-thread column only above it;
@@ -39,9 +39,9 @@ import numpy as np
 
 import service.losses  # noqa: F401  (registers every loss)
 from bench import numpy_losses
-from service import parallel
-from service.contracts import Inputs
-from service.registry import REGISTRY, LossSpec
+from service.compute import parallel
+from service.losses.registry import REGISTRY, LossSpec
+from service.validation.contracts import Inputs
 
 try:
     import torch
@@ -131,7 +131,7 @@ def kernel_call(
     spec: LossSpec, predictions: np.ndarray, targets: np.ndarray, threads: int | None = None
 ) -> Callable[[], object]:
     """The engine's kernel path: the kernel called directly (one thread), or with ``threads``
-    through :func:`service.parallel.run` as the engine calls it, which splits calls of
+    through :func:`service.compute.parallel.run` as the engine calls it, which splits calls of
     ``parallel.THRESHOLD`` prediction entries or more."""
     params = spec.params(**BENCH_PARAMS.get(spec.name, {}))
     batch = spec.contract.prepare(Inputs(predictions, targets), params)

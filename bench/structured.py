@@ -20,9 +20,9 @@ import numpy as np
 
 import service.losses  # noqa: F401
 from bench.kernels import best_time
-from service.contracts import Inputs
-from service.engine import compute
-from service.registry import REGISTRY
+from service.compute.engine import compute
+from service.losses.registry import REGISTRY
+from service.validation.contracts import Inputs
 
 
 def softmax(x, axis):

@@ -3,8 +3,8 @@
     python -m bench.work [--repeats 5]
 
 For every registered loss (and a few custom expressions) at about 1e6 prediction entries, one
-kernel thread: the measured time of the engine's whole computation (:func:`service.engine.compute`
-with the gradient) plus the JSON encoding of its outputs, against :func:`service.work.of_loss`'s
+kernel thread: the measured time of the engine's whole computation (:func:`service.compute.engine.compute`
+with the gradient) plus the JSON encoding of its outputs, against :func:`service.compute.work.of_loss`'s
 estimate. ``measured ns/entry`` is what ``entry_seconds`` should be near; ``estimate / measured``
 should stay >= ~1 (estimates err on the expensive side) and below ~5.
 """
@@ -19,10 +19,11 @@ import numpy as np
 import service.losses  # noqa: F401  (registers every loss)
 from bench.kernels import BENCH_PARAMS, make_inputs
 from bench.structured import cases
-from service import codec, engine, work
-from service.contracts import Inputs
-from service.loss_request import render
-from service.registry import REGISTRY
+from service.api import codec
+from service.api.v1.losses import render
+from service.compute import engine, work
+from service.losses.registry import REGISTRY
+from service.validation.contracts import Inputs
 
 CUSTOM = [
     ("(p - y)**2", {}),

@@ -11,10 +11,10 @@ import tempfile
 
 import uvicorn
 
-from service.connections.protocol import GuardedHttpToolsProtocol
-from service.logs import logging_config
-from service.monitoring import MULTIPROCESS_ENV
-from service.settings import get_settings
+from service.api.connections.protocol import GuardedHttpToolsProtocol
+from service.ops.logs import logging_config
+from service.ops.prometheus import MULTIPROCESS_ENV
+from service.ops.settings import get_settings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -12,15 +12,19 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 import service.losses  # noqa: F401  (registers every loss before routes are built)
-from service import __version__, engine, monitoring, openapi
-from service.errors import install_error_handlers
-from service.front import Front
-from service.inference import routes as inference
-from service.routes import evaluate, health, losses
-from service.scoring import Scoring
-from service.settings import Settings, get_settings
-from service.shutdown import install_drain
-from service.warmup import Readiness, warm_all, warm_up
+from service import __version__
+from service.api import health, openapi
+from service.api.http import Front
+from service.api.v1 import routes_evaluate as evaluate
+from service.api.v1 import routes_losses as losses
+from service.api.v2 import routes as inference
+from service.compute import engine
+from service.compute.pipeline import Scoring
+from service.ops import prometheus as monitoring
+from service.ops.readiness import Readiness, warm_all, warm_up
+from service.ops.settings import Settings, get_settings
+from service.ops.shutdown import install_drain
+from service.validation.errors import install_error_handlers
 
 DESCRIPTION = """\
 Scores model predictions against targets: per-sample losses, the weighted cost and the exact

@@ -35,8 +35,8 @@ from typing import Literal
 
 import numpy as np
 
-from service.contracts import Batch, shape_text
-from service.errors import DomainError, ShapeError, body_loc
+from service.validation.contracts import Batch, shape_text
+from service.validation.errors import DomainError, ShapeError, body_loc
 
 Reduction = Literal["mean", "sum"]
 NO_GRADIENT = np.empty(0)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import orjson
 
-from service.errors import ServiceError
+from service.validation.errors import ServiceError
 
 TARGET_BYTES = int(os.environ.get("JSONREAD_MEMORY_BYTES", 12_000_000))
 
@@ -100,7 +100,7 @@ ALLOWED = ("predictions", "targets", "sample_weight", "mask", "params", "reducti
 def read_as_the_service(body: bytes) -> None:
     """Unknown keys counted first (never built); a params object's closed-key check; then
     every key's value with arrays at the request paths as JsonArray, converted."""
-    from service.jsonread import JsonArray, read
+    from service.api.jsonread import JsonArray, read
 
     document = read(body)
     document.unknown_keys(ALLOWED)
@@ -116,7 +116,7 @@ def read_as_the_service(body: bytes) -> None:
 
 def read_as_python(body: bytes) -> None:
     """Every key's whole value as Python objects (or refused with 413)."""
-    from service.jsonread import read
+    from service.api.jsonread import read
 
     document = read(body)
     for name in _names(document):
@@ -160,7 +160,7 @@ def measure(name: str, flow: str, body: bytes) -> dict[str, object]:
 
 
 def main(names: list[str]) -> None:
-    from service.jsonread import warm
+    from service.api.jsonread import warm
 
     warm()
     for name in names or list(CASES):

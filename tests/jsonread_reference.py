@@ -1,9 +1,9 @@
-"""What today's decoder does, as the reference :mod:`service.jsonread` must match.
+"""What today's decoder does, as the reference :mod:`service.api.jsonread` must match.
 
 ``reference_reading`` reads a body with :func:`decode_json_object` (the service's decoder before
 the reader: orjson, with Python's ``json`` for what orjson refuses, kept here as the reference)
-and converts the arrays at the request paths with ``service.codec.to_array`` (its path for
-Python lists); ``reading`` does the same with ``service.jsonread``. Both return plain data (values, arrays as bytes and shape, errors as
+and converts the arrays at the request paths with ``service.api.codec.to_array`` (its path for
+Python lists); ``reading`` does the same with ``service.api.jsonread``. Both return plain data (values, arrays as bytes and shape, errors as
 class name + ``errors`` + ``detail``) so a test can compare them with ``==``. Nothing here
 shares code with the reader.
 """
@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import orjson
 
-from service import codec
-from service.errors import MalformedBody, ServiceError, StructureError
-from service.jsonread import JsonArray, read
+from service.api import codec
+from service.api.jsonread import JsonArray, read
+from service.validation.errors import MalformedBody, ServiceError, StructureError
 
 #: The request paths of the service: /v1 arrays, /v2 tensor data, evaluate's parameters.
 ARRAY_PATHS = frozenset({(), ("*", "data"), ("parameters",), ("parameters", "*")})
@@ -28,7 +28,7 @@ ARRAY_KEYS = ("predictions", "targets", "sample_weight", "mask")
 
 
 def decode_json_object(body: bytes) -> dict[str, Any]:
-    """The service's decoder before service.jsonread (issue 11), kept as the reference: orjson,
+    """The service's decoder before service.api.jsonread (issue 11), kept as the reference: orjson,
     and where orjson refuses (NaN, Infinity, 1e400), Python's json with long integers as
     floats; a 400 for what both refuse, the same 422 for a non-object."""
     if not body.strip():

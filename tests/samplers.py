@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 
 import service.losses  # noqa: F401  (registers every loss)
-from service.contracts import Inputs
-from service.engine import LossResult, compute
-from service.registry import REGISTRY, canonical_name
+from service.compute.engine import LossResult, compute
+from service.losses.registry import REGISTRY, canonical_name
+from service.validation.contracts import Inputs
 from tests import draws
 from tests import draws_structured as structured
 from tests.reference import CUSTOM_EXPRESSION, element_grid, has_class_axis

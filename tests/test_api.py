@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 import service.losses  # noqa: F401  (registers every loss)
 from service.app import create_app
-from service.registry import REGISTRY, LossSpec
+from service.losses.registry import REGISTRY, LossSpec
 
 SPECS = [pytest.param(spec, id=name) for name, spec in REGISTRY.items()]
 ALIASES = [

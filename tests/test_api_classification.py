@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import service.losses  # noqa: F401  (registers every loss)
-from service.registry import REGISTRY, LossSpec
+from service.losses.registry import REGISTRY, LossSpec
 from tests.test_api import assert_result, defaults_body, element_grid, post_loss, probabilities_of
 from tests.test_errors import assert_problem, post
 

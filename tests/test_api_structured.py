@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import service.losses  # noqa: F401  (registers every loss)
-from service.registry import REGISTRY, canonical_name
+from service.losses.registry import REGISTRY, canonical_name
 from tests.test_api import post_loss, probabilities_of, strict_json
 from tests.test_errors import (
     EDGE_NUMBERS,

@@ -16,7 +16,7 @@ import pytest
 from pydantic import ValidationError
 
 import service.losses  # noqa: F401  (registers every loss)
-from service.registry import REGISTRY
+from service.losses.registry import REGISTRY
 from tests import reference
 from tests.reference_classification import BINARY, DENSE, LABELS
 from tests.samplers import Case, compute_case, kinds_of, random_case

@@ -24,14 +24,14 @@ from typing import NamedTuple
 import pytest
 import uvicorn
 
-from service.connections.bound import (
+from service.api.connections.bound import (
     UNLIMITED_FILES,
     ConnectionTable,
     Phase,
     derive_max_connections,
     resolve_max_connections,
 )
-from service.connections.protocol import GuardedHttpToolsProtocol
+from service.api.connections.protocol import GuardedHttpToolsProtocol
 from tests.hostile_clients import rss_bytes
 from tests.test_server import MSE_BODY, MSE_EXPECTED, Server, clean_env, free_port, running
 

@@ -27,9 +27,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import service.losses  # noqa: F401  (registers every loss)
-from service.custom import ExpressionError, compile_expression, parse
-from service.custom.compiler import BuildOnceCache
-from service.custom.tree import Node, number, render
+from service.expressions import ExpressionError, compile_expression, parse
+from service.expressions.compiler import BuildOnceCache
+from service.expressions.tree import Node, number, render
 from service.losses.custom import custom_kernel
 from tests.test_api import post_loss
 from tests.test_errors import assert_problem

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from service.settings import Settings, get_settings
+from service.ops.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from service.registry import REGISTRY
-from service.settings import Settings
+from service.losses.registry import REGISTRY
+from service.ops.settings import Settings
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 

@@ -12,7 +12,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from service.errors import MAX_LISTED_ERRORS
+from service.validation.errors import MAX_LISTED_ERRORS
 
 KEYS = 200_000
 

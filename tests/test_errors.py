@@ -21,8 +21,8 @@ from hypothesis.extra.numpy import arrays
 
 import service.losses  # noqa: F401  (registers every loss)
 from service.app import create_app
-from service.registry import REGISTRY
-from service.settings import Settings
+from service.losses.registry import REGISTRY
+from service.ops.settings import Settings
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 #: Strings that would mean a traceback, a module path or an exception type reached the client.

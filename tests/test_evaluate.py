@@ -203,7 +203,7 @@ def test_nan_in_parameters_is_a_422_naming_the_parameter(client: TestClient) -> 
 
 def test_parameters_count_toward_the_element_limit() -> None:
     from service.app import create_app
-    from service.settings import Settings
+    from service.ops.settings import Settings
 
     app = create_app(Settings(max_elements=10), warm=lambda: 0)
     with TestClient(app) as limited:

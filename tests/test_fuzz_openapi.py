@@ -45,7 +45,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from service.app import create_app
-from service.settings import Settings
+from service.ops.settings import Settings
 
 MAX_EXAMPLES = int(os.environ.get("LOSS_SERVICE_FUZZ_EXAMPLES", "6"))
 CHECKS = [

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import service.losses  # noqa: F401  (registers every loss)
-from service.errors import NonFiniteResult
-from service.registry import REGISTRY
+from service.losses.registry import REGISTRY
+from service.validation.errors import NonFiniteResult
 from tests.samplers import Case, compute_case, random_case
 
 RELATIVE = 1e-15

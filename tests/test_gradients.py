@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 import service.losses  # noqa: F401  (registers every loss)
-from service.registry import REGISTRY
+from service.losses.registry import REGISTRY
 from tests import reference
 from tests.samplers import Case, compute_case, kinds_of, random_case, ranks_of
 

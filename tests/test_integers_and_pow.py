@@ -25,12 +25,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 import service.losses  # noqa: F401  (registers every loss)
-from service.custom import compile_expression
-from service.errors import DomainError
-from service.inference import tensors
-from service.jsonread import read
+from service.api.jsonread import read
+from service.api.v2 import tensors
+from service.expressions import compile_expression
 from service.losses.custom import custom_kernel
-from service.registry import REGISTRY
+from service.losses.registry import REGISTRY
+from service.validation.errors import DomainError
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 DTYPES = {"INT32": "<i4", "INT64": "<i8", "FP64": "<f8"}

@@ -1,4 +1,4 @@
-"""service.jsonread against independent references: float(), orjson, and today's codec.
+"""service.api.jsonread against independent references: float(), orjson, and today's codec.
 
 - Numbers: every token's double is compared bit for bit with ``float(text)`` (round-trip
   printers: the printed double itself), on a million random doubles and on hard cases.
@@ -23,9 +23,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service import codec
-from service.errors import MalformedBody, PayloadTooLarge, StructureError
-from service.jsonread import JsonArray, read, warm
+from service.api import codec
+from service.api.jsonread import JsonArray, read, warm
+from service.validation.errors import MalformedBody, PayloadTooLarge, StructureError
 from tests import jsonread_draws as draws
 from tests import jsonread_reference as reference
 from tests.jsonread_numbers import HARD_NUMBERS, halfway_texts
@@ -97,7 +97,7 @@ def test_the_exact_comparison_alone_matches_float() -> None:
     """The exact comparison runs only when the fast paths cannot decide; here on its own,
     started from the answer and from each of its neighbours, on long mantissas near
     midpoints, subnormals, near overflow and long integers."""
-    from service.jsonread.decimal_fallback import decimal_bits
+    from service.api.jsonread.decimal_fallback import decimal_bits
 
     rng = np.random.default_rng(17)
     texts = halfway_texts(60, seed=3)
@@ -395,7 +395,7 @@ def test_every_kernel_is_compiled_without_the_gil_and_warm() -> None:
     cache is marked as built from the current sources (a change anywhere recompiles all)."""
     from numba.core.caching import FunctionCache
 
-    from service.jsonread import arrays, keys, objects, scanner, text, walk, warming
+    from service.api.jsonread import arrays, keys, objects, scanner, text, walk, warming
 
     dispatchers = warming.kernels()
     assert len(dispatchers) > 30

@@ -16,14 +16,19 @@ import numpy as np
 import pytest
 
 import service.losses  # noqa: F401  (registers every loss)
-from service import parallel, work
+from service.api.body import Admission, BodyLimits, Holding, Progress, read_body
 from service.app import create_app
-from service.body import Admission, BodyLimits, Holding, Progress, read_body
-from service.contracts import Inputs
-from service.deadline import ClientClosed, Deadline
-from service.errors import DeadlineExceeded, PayloadTooLarge, RequestTimeout, WorkTooLarge
-from service.registry import REGISTRY
-from service.settings import Settings
+from service.compute import parallel, work
+from service.compute.deadline import ClientClosed, Deadline
+from service.losses.registry import REGISTRY
+from service.ops.settings import Settings
+from service.validation.contracts import Inputs
+from service.validation.errors import (
+    DeadlineExceeded,
+    PayloadTooLarge,
+    RequestTimeout,
+    WorkTooLarge,
+)
 from tests.asgi_scope import post_scope
 
 

@@ -28,9 +28,9 @@ import numpy as np
 import pytest
 
 import service.losses  # noqa: F401  (registers every loss)
-from service import engine
 from service.app import create_app
-from service.settings import Settings
+from service.compute import engine
+from service.ops.settings import Settings
 from tests.asgi_scope import post_scope
 
 ROWS = 20_000  # (20,000, 10) predictions: a body of ~4-5 MB

@@ -1,4 +1,4 @@
-"""service.metrics against scikit-learn (test-only) and hand-computed values; every 422.
+"""service.scores against scikit-learn (test-only) and hand-computed values; every 422.
 
 scikit-learn is the reference: each metric is compared with the function it mirrors on the
 flattened, kept entries (weights ``sample_weight[n] * mask``), with ``zero_division=0.0``, the
@@ -13,9 +13,15 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from service.contracts import Inputs
-from service.errors import DomainError, InvalidInput, NonFiniteResult, ShapeError, StructureError
-from service.metrics import METRICS, MetricRequest, compute_metrics, parse_metrics
+from service.scores import METRICS, MetricRequest, compute_metrics, parse_metrics
+from service.validation.contracts import Inputs
+from service.validation.errors import (
+    DomainError,
+    InvalidInput,
+    NonFiniteResult,
+    ShapeError,
+    StructureError,
+)
 
 CLASSIFICATION = ("accuracy", "precision", "recall", "f1")
 AVERAGES = ("macro", "micro", "weighted")

@@ -18,12 +18,13 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from service import codec, scoring
+from service.api import codec
+from service.api.v1.losses import ElementBudget
 from service.app import create_app
-from service.errors import PayloadTooLarge
-from service.logs import JsonFormatter
-from service.loss_request import ElementBudget
-from service.settings import Settings
+from service.compute import pipeline as scoring
+from service.ops.logs import JsonFormatter
+from service.ops.settings import Settings
+from service.validation.errors import PayloadTooLarge
 from tests.test_server import MSE_BODY, MSE_EXPECTED, clean_env, fetch, free_port, running
 
 V2_MSE = {
@@ -356,7 +357,7 @@ def test_metrics_aggregate_every_worker() -> None:
 def test_compute_pool_returns_every_result_and_error_to_its_caller() -> None:
     import asyncio
 
-    from service.scoring import ComputePool
+    from service.compute.pipeline import ComputePool
 
     pool = ComputePool(2)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service import engine, parallel
-from service.contracts import Inputs
-from service.registry import REGISTRY
+from service.compute import engine, parallel
+from service.losses.registry import REGISTRY
+from service.validation.contracts import Inputs
 from tests.samplers import kinds_of, random_case, ranks_of
 
 CASES = [

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 import service.losses  # noqa: F401  (registers every loss)
-from service.registry import REGISTRY
+from service.losses.registry import REGISTRY
 from tests.reference import (
     REFERENCE_LOSSES,
     element_grid,

@@ -29,7 +29,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import service.losses  # noqa: F401  (registers every loss)
-from service.registry import REGISTRY
+from service.losses.registry import REGISTRY
 from tests import reference
 from tests.reference_structured import expected_extras
 from tests.samplers import Case, compute_case, kinds_of, random_case, ranks_of, select_samples

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import service.losses  # noqa: F401  (registers every loss)
-from service.errors import ServiceError
+from service.validation.errors import ServiceError
 from tests import reference
 from tests.samplers import Case, compute_case
 from tests.samplers import run_loss as run

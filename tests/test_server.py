@@ -99,7 +99,7 @@ def refuses_connections(port: int) -> bool:
 
 def run_healthcheck(port: int, **variables: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "service.healthcheck"],
+        [sys.executable, "-m", "service.ops.healthcheck"],
         cwd=ROOT,
         env=clean_env(LOSS_SERVICE_PORT=str(port), **variables),
         capture_output=True,

@@ -30,9 +30,9 @@ from fastapi.testclient import TestClient
 
 import service.losses  # noqa: F401  (registers every loss)
 from service import reduction as reducing
-from service.contracts import Batch
-from service.errors import NonFiniteResult
-from service.registry import REGISTRY
+from service.losses.registry import REGISTRY
+from service.validation.contracts import Batch
+from service.validation.errors import NonFiniteResult
 from tests import reference
 from tests.samplers import Case, compute_case, random_case, rank_near
 

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from service.api.v2 import protocol
+from service.api.v2.models import OUTPUTS, TENSOR_INPUTS, array_params
 from service.app import create_app
-from service.inference import protocol
-from service.inference.models import OUTPUTS, TENSOR_INPUTS, array_params
-from service.registry import REGISTRY, LossSpec
-from service.settings import Settings
+from service.losses.registry import REGISTRY, LossSpec
+from service.ops.settings import Settings
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 DTYPES = {"FP32": "<f4", "FP64": "<f8", "INT32": "<i4", "INT64": "<i8"}

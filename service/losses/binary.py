@@ -10,9 +10,6 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from service.contracts import Batch, Elementwise, shape_text
-from service.domain import probabilities_and_soft_targets, require_sign_labels
-from service.errors import ShapeError, StructureError, body_loc
 from service.kernels import binary as kernels
 from service.losses.fields import (
     Alpha,
@@ -23,7 +20,10 @@ from service.losses.fields import (
     Margin,
     NonNegative,
 )
-from service.registry import Formula, LossSpec, Params, register
+from service.losses.registry import Formula, LossSpec, Params, register
+from service.validation.contracts import Batch, Elementwise, shape_text
+from service.validation.domain import probabilities_and_soft_targets, require_sign_labels
+from service.validation.errors import ShapeError, StructureError, body_loc
 
 ELEMENTWISE = Elementwise()
 PROBABILITY_EXAMPLE = {

@@ -6,12 +6,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from service.contracts import Batch, Boxes
-from service.domain import first_index
-from service.errors import DomainError, body_loc, index_text
 from service.kernels import boxes as kernels
 from service.losses.fields import DenominatorEps
-from service.registry import Formula, LossSpec, Params, register
+from service.losses.registry import Formula, LossSpec, Params, register
+from service.validation.contracts import Batch, Boxes
+from service.validation.domain import first_index
+from service.validation.errors import DomainError, body_loc, index_text
 
 VARIANTS = {"iou": kernels.IOU, "giou": kernels.GIOU, "diou": kernels.DIOU, "ciou": kernels.CIOU}
 FORMATS = {"xyxy": kernels.XYXY, "xywh": kernels.XYWH, "cxcywh": kernels.CXCYWH}

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from pydantic import Field, StrictInt
 
-from service.contracts import Batch, ClassAxis, ClassLabels
-from service.domain import probabilities_and_soft_targets, probability_predictions, require_range
 from service.kernels import categorical as kernels
 from service.losses.fields import Alpha, ClassWeight, Eps, FromLogits, Gamma, LabelSmoothing, Margin
-from service.registry import Formula, LossSpec, Params, register
+from service.losses.registry import Formula, LossSpec, Params, register
+from service.validation.contracts import Batch, ClassAxis, ClassLabels
+from service.validation.domain import (
+    probabilities_and_soft_targets,
+    probability_predictions,
+    require_range,
+)
 
 DENSE = ClassAxis()
 LABELS = ClassLabels()

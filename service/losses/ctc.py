@@ -6,11 +6,11 @@ from typing import Annotated
 
 from pydantic import Field, Strict, StrictBool
 
-from service.contracts import Alignments, Inputs
-from service.domain import probability_predictions
 from service.kernels import ctc as kernels
 from service.losses.fields import Eps, FromLogits
-from service.registry import Formula, LossSpec, Params, register
+from service.losses.registry import Formula, LossSpec, Params, register
+from service.validation.contracts import Alignments, Inputs
+from service.validation.domain import probability_predictions
 
 Length = Annotated[int, Strict(), Field(ge=0)]
 InputLength = Annotated[int, Strict(), Field(ge=1)]

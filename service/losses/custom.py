@@ -1,6 +1,6 @@
 """The custom loss: an elementwise expression in ``p`` and ``y``, declared like every other loss.
 
-The grammar, the derivative and the evaluation are in :mod:`service.custom`. Here: the params
+The grammar, the derivative and the evaluation are in :mod:`service.expressions`. Here: the params
 model (which parses and compiles the expression, so every problem with it is a 422 at
 ``["body", "params", "expression"]`` that names the column, and every problem with a constant
 one at ``["body", "params", "constants", <name>]``), the kernel that runs the compiled program,
@@ -24,14 +24,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from service.contracts import Elementwise, Inputs
-from service.custom import MAX_LENGTH, CompiledExpression, ExpressionError, compile_expression
-from service.custom import evaluate as evaluate_program
-from service.custom import parse as parse_expression
-from service.custom.tree import FUNCTIONS, VARIABLES
-from service.errors import StructureError
+from service.expressions import MAX_LENGTH, CompiledExpression, ExpressionError, compile_expression
+from service.expressions import evaluate as evaluate_program
+from service.expressions import parse as parse_expression
+from service.expressions.tree import FUNCTIONS, VARIABLES
 from service.losses.fields import Float
-from service.registry import Formula, LossSpec, Params, register
+from service.losses.registry import Formula, LossSpec, Params, register
+from service.validation.contracts import Elementwise, Inputs
+from service.validation.errors import StructureError
 
 MAX_CONSTANTS = 32
 EXAMPLE_EXPRESSION = "(p - y)**2 * where(y > 0.5, 2, 1)"
@@ -58,7 +58,7 @@ ConstantName = Annotated[
 class Constants(dict[str, float]):
     """``{name: number}`` validated as ``dict[ConstantName, Float]``. A class of its own (not the
     bare ``dict[...]``) so that an error keeps the constant's name in its ``loc``
-    (``["body", "params", "constants", "k"]``): :func:`service.loss_request.structure_error`
+    (``["body", "params", "constants", "k"]``): :func:`service.api.v1.losses.structure_error`
     reads a field annotated with several type arguments as a union and drops that part."""
 
     @classmethod

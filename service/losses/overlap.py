@@ -11,12 +11,12 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Field, Strict, StrictBool
 
-from service.contracts import Batch, Overlap
-from service.domain import require_probabilities, require_range
 from service.kernels import overlap as kernels
 from service.losses.fields import ClassWeight, DenominatorEps, FromLogits
+from service.losses.registry import Formula, LossSpec, Params, register
 from service.reduction import Reduced, Weights, mean_weight_grid
-from service.registry import Formula, LossSpec, Params, register
+from service.validation.contracts import Batch, Overlap
+from service.validation.domain import require_probabilities, require_range
 
 OVERLAP = Overlap()
 Smooth = Annotated[float, Strict(), Field(ge=0, description="Smoothing s added to both sides.")]

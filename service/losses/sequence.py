@@ -13,12 +13,12 @@ from typing import Any
 
 from pydantic import Field, StrictInt
 
-from service.contracts import Batch, ClassLabels
-from service.domain import probability_predictions
 from service.kernels import categorical as kernels
 from service.losses.fields import Eps, FromLogits, LabelSmoothing
+from service.losses.registry import Formula, LossSpec, Params, register
 from service.reduction import Reduced, Weights
-from service.registry import Formula, LossSpec, Params, register
+from service.validation.contracts import Batch, ClassLabels
+from service.validation.domain import probability_predictions
 
 LOG_FLOAT64_MAX = math.log(sys.float_info.max)
 

@@ -1,0 +1,1 @@
+"""service/api/v1"""

@@ -1,0 +1,110 @@
+"""Large kernel calls on every core: the same serial kernel, on contiguous chunks, in threads.
+
+Every kernel is compiled ``nogil`` and every array it receives has a leading axis of *units*
+(entries, samples, tokens, boxes) with the other arrays' leading axes a whole multiple of it:
+``predictions[U, ...]``, ``labels[U, ...]``, ``losses[U * r]``, ``scale[U * r]``,
+``gradient[U * r']``. Units are independent, so a call over units ``[0, U)`` equals the calls
+over ``[a, b)`` chunks, each on slices (views, no copies) of every array. Small calls (under
+``THRESHOLD`` prediction entries) stay serial: a thread hand-off costs more than they do.
+
+This reaches both cores without numba's parallel threading layers: ``workqueue`` aborts the
+process when two threads run parallel kernels at once, and ``omp`` / ``tbb`` would add a native
+dependency to the slim image; here kernels stay serial, cached and thread-safe, and the pool
+is shared by all requests of the process, sized so workers x threads <= cores.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+
+from service.compute.deadline import CHUNK_SECONDS, Deadline
+
+#: Below this many prediction entries a call runs serially (a split costs a thread hand-off,
+#: tens of microseconds). Read at every call, so tests may lower it.
+THRESHOLD = 1 << 17
+
+
+@lru_cache(maxsize=4)
+def pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kernel")
+
+
+def default_threads(workers: int) -> int:
+    """Kernel threads per worker process so that workers x threads <= cores."""
+    return max(1, (os.cpu_count() or 1) // max(workers, 1))
+
+
+def run(
+    kernel: Callable[..., None],
+    arrays: Sequence[np.ndarray],
+    scale: np.ndarray,
+    losses: np.ndarray,
+    gradient: np.ndarray,
+    arguments: Sequence[Any],
+    threads: int,
+    seconds: float = 0.0,
+    deadline: Deadline | None = None,
+) -> None:
+    """``kernel(*arrays, scale, losses, gradient, *arguments)``, split over ``threads``.
+
+    With a ``deadline``, a call estimated at ``seconds`` also runs in chunks of about
+    :data:`service.compute.deadline.CHUNK_SECONDS` each, and stops between two chunks once the deadline
+    has passed or was cancelled (raising what :meth:`Deadline.check` raises): an expensive call
+    never outlives its deadline or its client by more than a chunk.
+    """
+    units = arrays[0].shape[0]
+    # An array among the arguments (bce's per-entry pos_weight) is indexed by global position:
+    # such a call is not split.
+    periodic = any(isinstance(argument, np.ndarray) and argument.size > 1 for argument in arguments)
+    work = arrays[0].size  # the predictions' entries: what every kernel reads once at least
+    split = threads > 1 and work >= THRESHOLD and units >= threads and not periodic
+    workers = threads if split else 1
+    pieces = math.ceil(seconds / CHUNK_SECONDS) if deadline is not None and not periodic else 1
+    chunks = min(units, max(workers, pieces))
+    if chunks <= 1:
+        kernel(*arrays, scale, losses, gradient, *arguments)
+        return
+    bounds = np.linspace(0, units, chunks + 1).astype(np.int64)
+    ranges = list(pairwise(bounds.tolist()))
+    call = (kernel, arrays, scale, losses, gradient, arguments, units, deadline)
+    if workers == 1:
+        _run_chunks(call, ranges)
+    else:
+        edges = np.linspace(0, len(ranges), workers + 1).astype(np.int64).tolist()
+        groups = [ranges[start:stop] for start, stop in pairwise(edges)]
+        futures = [pool(workers).submit(_run_chunks, call, group) for group in groups]
+        for future in futures:
+            future.result()
+    if deadline is not None:
+        deadline.check()
+
+
+def _run_chunks(call: tuple, ranges: Sequence[tuple[int, int]]) -> None:
+    """The kernel on each range of units in turn, until the deadline stops it."""
+    kernel, arrays, scale, losses, gradient, arguments, units, deadline = call
+    for start, stop in ranges:
+        if deadline is not None and deadline.stopped():
+            return
+        kernel(
+            *(_part(array, units, start, stop) for array in arrays),
+            _part(scale, units, start, stop),
+            _part(losses, units, start, stop),
+            _part(gradient, units, start, stop),
+            *arguments,
+        )
+
+
+def _part(array: np.ndarray, units: int, start: int, stop: int) -> np.ndarray:
+    """Units ``[start, stop)`` of an array whose leading axis is a whole multiple of units."""
+    if array.size == 0:  # "no gradient": stays empty in every chunk
+        return array
+    per_unit = array.shape[0] // units
+    return array[start * per_unit : stop * per_unit]

@@ -1,0 +1,158 @@
+"""The two calls ``POST /v1/evaluate`` makes: :func:`parse_metrics` (stage 1, the request's
+``metrics`` list) and :func:`compute_metrics` (the values, or a 422 naming the metric)."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from service.scores.catalogue import METRICS
+from service.scores.params import MetricRequest
+from service.validation.contracts import Inputs
+from service.validation.errors import MAX_LISTED_ERRORS, NonFiniteResult, StructureError, body_loc
+
+ITEM_FIELDS = ("name", "params")
+SHAPE_OF_A_METRIC = 'a metric is a name or {"name": ..., "params": {...}}'
+
+
+def parse_metrics(raw: Any) -> list[MetricRequest]:
+    """Validate the request's ``metrics`` value (``None`` = no metrics).
+
+    Each item is a known metric name, or an object with ``name`` and optional ``params``
+    validated by the metric's params model. Names are unique: the response is keyed by name.
+    """
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise StructureError(
+            body_loc("metrics"),
+            f"metrics must be a list ({SHAPE_OF_A_METRIC}), got {_kind(raw)}",
+        )
+    requests: list[MetricRequest] = []
+    first_index: dict[str, int] = {}
+    for index, item in enumerate(raw):
+        request = parse_metric(item, index)
+        if request.name in first_index:
+            raise StructureError(
+                request.loc,
+                f"metric {request.name!r} is listed twice (metrics[{first_index[request.name]}] "
+                f"and metrics[{index}]); the response is keyed by name, so list each metric once",
+            )
+        first_index[request.name] = index
+        requests.append(request)
+    return requests
+
+
+def parse_metric(item: Any, index: int) -> MetricRequest:
+    """One item of ``metrics``: a name, or ``{"name", "params"}``."""
+    loc = body_loc("metrics", index)
+    if isinstance(item, str):
+        name, params = item, None
+    elif isinstance(item, dict):
+        unknown = [key for key in item if key not in ITEM_FIELDS]
+        if unknown:
+            raise StructureError(
+                [*loc, unknown[0]],
+                f"unknown field {unknown[0]!r} in metrics[{index}]; allowed: name, params",
+            )
+        name, params = item.get("name"), item.get("params")
+        if not isinstance(name, str):
+            what = "is required" if name is None else f"must be a string, got {_kind(name)}"
+            raise StructureError([*loc, "name"], f"metrics[{index}].name {what}")
+    else:
+        raise StructureError(loc, f"metrics[{index}]: {SHAPE_OF_A_METRIC}, got {_kind(item)}")
+    spec = METRICS.get(name)
+    if spec is None:
+        raise StructureError(loc, _unknown_metric_message(name))
+    if params is not None and not isinstance(params, dict):
+        raise StructureError(
+            [*loc, "params"], f"{name} params must be an object, got {_kind(params)}"
+        )
+    _refuse_unknown_params(params, name, spec.params.model_fields, loc)
+    try:
+        validated = spec.params.model_validate(params or {})
+    except ValidationError as error:
+        raise _params_error(error, name, spec.params.model_fields, loc) from None
+    return MetricRequest(name=name, params=validated, index=index)
+
+
+def compute_metrics(requests: list[MetricRequest], inputs: Inputs) -> dict[str, float]:
+    """``{name: value}`` in request order; every value a finite float.
+
+    A metric that does not fit the payload raises a 422 at ``["body", "metrics", i]`` (see
+    :mod:`service.scores.readings`); a value that overflows float64, NonFiniteResult.
+    """
+    values: dict[str, float] = {}
+    for request in requests:
+        with np.errstate(all="ignore"):
+            value = METRICS[request.name].evaluate(inputs, request)
+        if not math.isfinite(value):
+            raise NonFiniteResult(
+                request.loc,
+                f"{request.name} overflows float64 on these values; scale predictions, targets "
+                "or sample_weight down",
+            )
+        values[request.name] = value
+    return values
+
+
+def _unknown_metric_message(name: Any) -> str:
+    known = sorted(METRICS)
+    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return f"unknown metric {name!r}{hint} Known metrics: {', '.join(known)}"
+
+
+def _refuse_unknown_params(
+    params: Any, name: str, fields: dict[str, Any], loc: list[str | int]
+) -> None:
+    """Many unknown keys are refused in one pass, before Pydantic builds an error per key."""
+    if not isinstance(params, dict) or len(params) <= MAX_LISTED_ERRORS:
+        return
+    unknown = [key for key in params if key not in fields]
+    if len(unknown) > MAX_LISTED_ERRORS:
+        items = [_unknown_param(key, name, fields, loc) for key in unknown[:MAX_LISTED_ERRORS]]
+        first, *more = items
+        raise StructureError(first["loc"], first["msg"], more, len(unknown) - MAX_LISTED_ERRORS)
+
+
+def _unknown_param(
+    key: str, name: str, fields: dict[str, Any], loc: list[str | int]
+) -> dict[str, Any]:
+    allowed = ", ".join(fields) or "none"
+    return {
+        "loc": [*loc, "params", key],
+        "msg": f"unknown parameter {key!r} for {name}; allowed: {allowed}",
+    }
+
+
+def _params_error(
+    error: ValidationError, name: str, fields: dict[str, Any], loc: list[str | int]
+) -> StructureError:
+    """Pydantic's errors at ``["body", "metrics", i, "params", ...]``, saying what was got."""
+    items = []
+    for item in error.errors(include_url=False):
+        where = [*loc, "params", *item["loc"]]
+        key = ".".join(str(part) for part in item["loc"])
+        if item["type"] == "extra_forbidden":
+            items.append(_unknown_param(key, name, fields, loc))
+            continue
+        shown = repr(item.get("input"))
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        msg = f"{name} params.{key}: {item['msg']}, got {shown}"
+        items.append({"loc": where, "msg": msg})
+    first, *more = items[:MAX_LISTED_ERRORS]
+    return StructureError(first["loc"], first["msg"], more, max(0, len(items) - MAX_LISTED_ERRORS))
+
+
+def _kind(value: Any) -> str:
+    """How messages name a JSON value's type."""
+    if value is None:
+        return "null"
+    return {bool: "a boolean", str: "a string", list: "a list", dict: "an object"}.get(
+        type(value), "a number" if isinstance(value, int | float) else type(value).__name__
+    )
