@@ -68,7 +68,7 @@ WORKDIR /app
 USER 10001:10001
 
 # Fill the numba cache, as the app user, against the exact files this image ships.
-RUN python -c "import service.losses; from service.ops.readiness import warm_all; print('warm:', warm_all(), 'losses')"
+RUN python -c "import service.losses; from service.app import warm_all; print('warm:', warm_all(), 'losses')"
 
 EXPOSE 8000
 

@@ -61,7 +61,6 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    engine.KERNEL_THREADS.value = 1
     rng = np.random.default_rng(0)
     print(
         f"{'workload':44s} {'entries':>10s} {'measured ns/entry':>18s} {'estimate/measured':>18s}"

@@ -1,5 +1,16 @@
-"""The ASGI application: the front layer around FastAPI's routers, error handlers and OpenAPI;
-warm-up and the SIGTERM drain at start-up."""
+"""The composition root: the HTTP application built from the settings, the route table and
+the scoring pipeline, with warm-up and the SIGTERM drain at start-up.
+
+Layers, each importing only those below it (``ops`` beside them all, importing none)::
+
+    api          adapters (v1 JSON, v2 REST), route table, problems, OpenAPI, HTTP, JSON codec
+    compute      pipeline, lanes, admission, engine, evaluation, regularization, work, deadline
+    losses       registry, one record per loss;   expressions (custom);   scores (metrics)
+    validation   structure, shape contracts, domain checks, errors
+    reduction    weights, means, cost, the chain rule's scale
+    kernels      @njit element losses and derivatives
+    ops          settings, logs, Prometheus, readiness, shutdown, memory
+"""
 
 from __future__ import annotations
 
@@ -9,62 +20,47 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 import anyio.to_thread
-from fastapi import FastAPI
 
 import service.losses  # noqa: F401  (registers every loss before routes are built)
-from service import __version__
-from service.api import health, openapi
-from service.api.http import Front
-from service.api.v1 import routes_evaluate as evaluate
-from service.api.v1 import routes_losses as losses
-from service.api.v2 import routes as inference
-from service.compute import engine
-from service.compute.pipeline import Scoring
-from service.ops import prometheus as monitoring
-from service.ops.readiness import Readiness, warm_all, warm_up
+from service.api import jsonread, table
+from service.api.http import HttpApp
+from service.api.routes import Services
+from service.api.v1.losses import parse
+from service.compute.engine import compute
+from service.compute.pipeline import Pipeline
+from service.losses.registry import REGISTRY
+from service.ops import prometheus
+from service.ops.readiness import Readiness, warm_up
 from service.ops.settings import Settings, get_settings
 from service.ops.shutdown import install_drain
-from service.validation.errors import install_error_handlers
-
-DESCRIPTION = """\
-Scores model predictions against targets: per-sample losses, the weighted cost and the exact
-gradient with respect to the predictions, from Numba kernels. Conventions (elements, weights,
-per-sample means, merging shards with `sum` / `weight_sum`) are those of the API contract;
-`GET /v1/losses` lists every loss with its formula and parameters.
-"""
 
 
-def create_app(settings: Settings | None = None, warm: Callable[[], int] = warm_all) -> Front:
+def warm_all() -> int:
+    """Compile (or load) the JSON reader's kernels, then run every loss's example with and
+    without the gradient; returns the number of losses warmed."""
+    jsonread.warm()
+    for spec in REGISTRY.values():
+        request = parse(spec, dict(spec.example), max_elements=10**6)
+        for reduction in ("mean", "sum"):
+            compute(spec, request.inputs, request.params, reduction, with_gradient=True)
+        compute(spec, request.inputs, request.params, "mean", with_gradient=False)
+    return len(REGISTRY)
+
+
+def create_app(settings: Settings | None = None, warm: Callable[[], int] = warm_all) -> HttpApp:
     """The app. ``warm`` compiles the kernels at start-up (tests may pass a stand-in)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        install_drain(app.state.readiness, settings.drain_seconds)
-
+    async def lifespan(app: HttpApp) -> AsyncIterator[None]:
+        readiness = app.services.readiness
+        install_drain(readiness, settings.drain_seconds)
         # Compile kernels in a thread so /healthz answers (and /readyz says 503) meanwhile.
-        warming = asyncio.create_task(
-            anyio.to_thread.run_sync(partial(warm_up, app.state.readiness, warm))
-        )
+        warming = asyncio.create_task(anyio.to_thread.run_sync(partial(warm_up, readiness, warm)))
         yield
         warming.cancel()
-        app.state.scoring.close()
-        monitoring.worker_exited()
+        app.services.pipeline.close()
+        prometheus.worker_exited()
 
-    app = FastAPI(
-        title="loss-service",
-        version=__version__,
-        description=DESCRIPTION,
-        lifespan=lifespan,
-    )
-    app.state.settings = settings
-    app.state.readiness = Readiness()
-    app.state.scoring = Scoring(settings)
-    engine.KERNEL_THREADS.value = settings.kernel_threads
-    install_error_handlers(app)
-    app.include_router(health.router)
-    losses.install(app)
-    app.include_router(evaluate.router)
-    app.include_router(inference.router)
-    openapi.install(app)
-    return Front(app, settings)
+    services = Services(settings, Readiness(), Pipeline(settings), table.build())
+    return HttpApp(services, lifespan)

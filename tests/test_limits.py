@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 
 import service.losses  # noqa: F401  (registers every loss)
-from service.api.body import Admission, BodyLimits, Holding, Progress, read_body
+from service.api.body import BodyLimits, Progress, read_body
 from service.app import create_app
 from service.compute import parallel, work
+from service.compute.admission import Admission, Holding
 from service.compute.deadline import ClientClosed, Deadline
 from service.losses.registry import REGISTRY
 from service.ops.settings import Settings
@@ -178,7 +179,7 @@ def test_a_stalled_body_through_the_app_is_a_408_problem() -> None:
     )
     assert status == 408 and headers[b"connection"] == b"close"
     assert json.loads(body)["type"] == "/problems/request-timeout"
-    assert app.state.scoring.admission.bytes == 0
+    assert app.state.pipeline.admission.bytes == 0
 
 
 def custom_body(entries: int, expression: str, constants: dict | None = None) -> bytes:
@@ -221,7 +222,7 @@ def test_past_the_deadline_the_work_stops_with_a_504() -> None:
 
 def test_heavy_plans_run_in_the_heavy_lane_light_ones_where_they_were_prepared() -> None:
     app = app_with(heavy_work_seconds=0.001)
-    scoring = app.state.scoring
+    scoring = app.state.pipeline
     used: list[str] = []
     for name in ("light", "heavy"):
         pool = getattr(scoring, name)
@@ -238,7 +239,7 @@ def test_heavy_plans_run_in_the_heavy_lane_light_ones_where_they_were_prepared()
     used.clear()
     expensive = " + ".join(f"sin(p * k + {i})" for i in range(8))  # ~1 us per entry
     large = custom_body(2_000, expensive, {"k": 1.0})
-    assert len(large) < scoring.heavy_body_bytes
+    assert len(large) < scoring.heavy_message_bytes
     status, _, _ = asyncio.run(asgi(app, "/v1/losses/custom", [chunk(large, False)], {}))
     assert status == 200
     assert used == ["light", "heavy"], "prepared in the light lane, computed in the heavy one"

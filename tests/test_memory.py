@@ -90,9 +90,9 @@ def tracker(monkeypatch: pytest.MonkeyPatch) -> Tracker:
     tracker = Tracker()
     real = engine._compute
 
-    def watched(spec, inputs, params, reduction, with_gradient):
+    def watched(spec, inputs, params, reduction, with_gradient, *rest):
         tracker.watch(inputs.predictions, inputs.targets, inputs.sample_weight, inputs.mask)
-        result = real(spec, inputs, params, reduction, with_gradient)
+        result = real(spec, inputs, params, reduction, with_gradient, *rest)
         tracker.watch(result.per_sample, result.gradient)
         return result
 
@@ -224,7 +224,7 @@ def test_a_request_leaves_nothing_behind(case: str, tracker: Tracker, no_gc: Non
         assert size > 4 * MARGIN
         assert after - before < MARGIN, f"{after - before} bytes still held after the answer"
     finally:
-        app.state.scoring.close()
+        app.state.pipeline.close()
         loop.close()
 
 
@@ -249,5 +249,5 @@ def test_a_client_that_leaves_frees_its_request(tracker: Tracker, no_gc: None) -
         assert tracker.alive() == 0
         assert after - before < MARGIN
     finally:
-        app.state.scoring.close()
+        app.state.pipeline.close()
         loop.close()

@@ -19,9 +19,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.api import codec
-from service.api.v1.losses import ElementBudget
+from service.api.v1.fields import ElementBudget
 from service.app import create_app
-from service.compute import pipeline as scoring
+from service.compute import pipeline
 from service.ops.logs import JsonFormatter
 from service.ops.settings import Settings
 from service.validation.errors import PayloadTooLarge
@@ -188,14 +188,14 @@ def test_metrics_count_requests_by_route_loss_and_status() -> None:
 
 def test_past_max_in_flight_a_503_with_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
     entered, release = threading.Event(), threading.Event()
-    real = scoring.decode_and_run
+    real = pipeline.decode_and_run
 
     def held(*args):
         entered.set()
         assert release.wait(timeout=30)
         return real(*args)
 
-    monkeypatch.setattr(scoring, "decode_and_run", held)
+    monkeypatch.setattr(pipeline, "decode_and_run", held)
     app = create_app(Settings(max_in_flight=1, retry_after_seconds=7), warm=lambda: 0)
     with TestClient(app, raise_server_exceptions=False) as client:
         first: dict = {}
@@ -231,8 +231,8 @@ def test_bodies_past_the_in_flight_byte_budget_get_a_503() -> None:
         # Reservations are released: the budget is whole again afterwards.
         for _ in range(5):
             assert client.post("/v1/losses/mse", json=small).status_code == 200
-        assert app.state.scoring.admission.bytes == 0
-        assert app.state.scoring.admission.requests == 0
+        assert app.state.pipeline.admission.bytes == 0
+        assert app.state.pipeline.admission.requests == 0
 
 
 # ---- the element limit before allocation ---------------------------------------------------------
@@ -357,7 +357,7 @@ def test_metrics_aggregate_every_worker() -> None:
 def test_compute_pool_returns_every_result_and_error_to_its_caller() -> None:
     import asyncio
 
-    from service.compute.pipeline import ComputePool
+    from service.compute.lanes import ComputePool
 
     pool = ComputePool(2)
 

@@ -24,10 +24,9 @@ CASES = [
 
 
 def run(case, threads: int, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(engine.KERNEL_THREADS, "value", threads)
     spec = REGISTRY[case.name]
     inputs = Inputs(case.predictions, case.targets, case.sample_weight, case.mask)
-    return engine.compute(spec, inputs, spec.params(**case.params))
+    return engine.compute(spec, inputs, spec.params(**case.params), threads=threads)
 
 
 @pytest.mark.parametrize(("name", "kind", "rank"), CASES)

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.v2 import protocol
 from service.api.v2.models import OUTPUTS, TENSOR_INPUTS, array_params
 from service.app import create_app
+from service.compute import engine
 from service.losses.registry import REGISTRY, LossSpec
 from service.ops.settings import Settings
 
@@ -268,13 +268,13 @@ def test_requested_outputs_only_and_no_gradient_computed(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[bool] = []
-    original = protocol.compute
+    original = engine.compute
 
     def spy(*args: Any, **kwargs: Any):
-        calls.append(kwargs["with_gradient"])
+        calls.append(args[4])  # with_gradient
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(protocol, "compute", spy)
+    monkeypatch.setattr(engine, "compute", spy)
     request = mse_request(id="batch-7", outputs=[{"name": "weight_sum"}, {"name": "cost"}])
     response = infer(client, "mse", request)
     header, outputs = read_outputs(response.content, None)

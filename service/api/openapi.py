@@ -1,40 +1,37 @@
-"""OpenAPI: FastAPI's own document, completed so that it tells the truth about every response.
+"""The OpenAPI 3.1 document, generated from the route table and the registry.
 
-Loss routes read the raw body (fast path), so FastAPI cannot see their models; this module
-registers them under ``components.schemas``: each loss's ``<Name>Request`` (with its params
-model), ``LossResponse``, ``EvaluateResponse`` and ``Problem``. It then amends what FastAPI
-cannot know (``tests/test_fuzz_openapi.py`` holds every response to the document):
+Every documented route of :mod:`service.api.table` gives its operation (one per loss for
+``POST /v1/losses/{name}``); the rules every route shares are applied here, once:
 
-- every error is ``application/problem+json`` (FastAPI's default 422 says
-  ``application/json`` with its own body, which this service never sends);
-- ``/v2`` errors carry the protocol's ``error`` member, and an infer call may answer 415 (an
-  unsupported ``Content-Encoding``) or binary tensor data (``application/octet-stream``);
-- every ``/v1`` and ``/v2`` operation other than health may answer 401 (API keys configured,
-  with ``WWW-Authenticate``); the scoring ones (the POSTs) also 503 when the worker sheds load
-  (with ``Retry-After``), 408 when the body stalls and 504 past the compute deadline, as
-  :mod:`service.compute.pipeline` decides;
-- the health routes' and ``/metrics``' bodies, and ``/v1/evaluate``'s response schema.
+- every error is ``application/problem+json`` (``/v2`` errors add the protocol's ``error``
+  member: ``InferenceProblem``);
+- a route that is not open may answer 401 when API keys are configured (with
+  ``WWW-Authenticate``), and declares the two security schemes;
+- a scoring route may also answer 503 when the worker sheds load (with ``Retry-After``), 408
+  when its body stalls and 504 past its compute deadline.
+
+Schemas of the request models (each loss's ``<Name>Request``, ``EvaluateRequest``,
+``LossResponse``, ``Problem``) come from Pydantic; ``tests/`` holds every response of the
+service to this document (Schemathesis).
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
-from service.api.v1 import losses as loss_request
+from service.api.routes import Operation, Route
 from service.api.v1.evaluate import EvaluateRequest
+from service.api.v1.fields import NUMBER_ARRAY_SCHEMA
+from service.api.v1.losses import LossResponse, request_model
 from service.losses.registry import REGISTRY
 from service.validation.errors import PROBLEM_MEDIA_TYPE
 
 JSON = "application/json"
 BINARY = "application/octet-stream"
-HEALTH_PATHS = frozenset({"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"})
-METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
 class ErrorItem(BaseModel):
@@ -75,7 +72,7 @@ def _problem(description: str, schema: str = "Problem", **headers: str) -> dict[
     return response
 
 
-NUMBER_ARRAY = loss_request.NUMBER_ARRAY_SCHEMA
+NUMBER_ARRAY = NUMBER_ARRAY_SCHEMA
 NUMBER = {"type": "number"}
 NUMBERS = {"type": "array", "items": NUMBER}
 
@@ -135,7 +132,7 @@ EVALUATE_RESPONSE: dict[str, Any] = {
 }
 
 
-def _json_body(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+def json_body(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {JSON: {"schema": schema}}}
 
 
@@ -147,118 +144,24 @@ STATUS = {"type": "string"}
 BOOLEAN = {"type": "boolean"}
 HEALTH_RESPONSES: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("get", "/healthz"): {
-        "200": _json_body("Serving.", _object(["status"], status={"const": "ok"}))
+        "200": json_body("Serving.", _object(["status"], status={"const": "ok"}))
     },
     ("get", "/readyz"): {
-        "200": _json_body(
+        "200": json_body(
             "Every kernel is compiled.", _object(["status"], status=STATUS, warmup_seconds=NUMBER)
         ),
-        "503": _json_body(
+        "503": json_body(
             "Kernels are still warming up (or the server drains).",
             _object(["status"], status=STATUS),
         ),
     },
-    ("get", "/v2/health/live"): {"200": _json_body("Serving.", _object(["live"], live=BOOLEAN))},
+    ("get", "/v2/health/live"): {"200": json_body("Serving.", _object(["live"], live=BOOLEAN))},
     ("get", "/v2/health/ready"): {
-        "200": _json_body("Ready.", _object(["ready"], ready=BOOLEAN)),
-        "503": _json_body("Kernels are still warming up.", _object(["ready"], ready=BOOLEAN)),
+        "200": json_body("Ready.", _object(["ready"], ready=BOOLEAN)),
+        "503": json_body("Kernels are still warming up.", _object(["ready"], ready=BOOLEAN)),
     },
 }
 MODEL_READY = _object(["name", "ready"], name=STATUS, ready=BOOLEAN)
-
-
-def _operations(document: dict[str, Any]):
-    for path, item in document.get("paths", {}).items():
-        for method, operation in item.items():
-            if method in METHODS:
-                yield path, method, operation
-
-
-def _guarded(path: str) -> bool:
-    """Routes that need an API key when keys are configured (service/front.py)."""
-    return path.startswith(("/v1", "/v2")) and path not in HEALTH_PATHS
-
-
-def _amend(document: dict[str, Any]) -> None:
-    schemas = document["components"]["schemas"]
-    schemas["EvaluateResponse"] = EVALUATE_RESPONSE
-    # A regularization parameter may be a single number as well as an array (the service
-    # reads both: service/evaluate.py ``_parameter_array``); the model's schema says array only.
-    regularization = schemas.get("Regularization", {}).get("properties", {})
-    if "parameters" in regularization:
-        regularization["parameters"] = {
-            "anyOf": [
-                PARAMETER_VALUE,
-                {"type": "object", "additionalProperties": PARAMETER_VALUE},
-                {"type": "null"},
-            ],
-            "default": None,
-            "description": "One number, a flat array, or an object of named numbers or arrays "
-            "of any shape (a model's layers).",
-        }
-    document.setdefault("components", {})["securitySchemes"] = {
-        "bearer": {"type": "http", "scheme": "bearer", "description": "LOSS_SERVICE_API_KEYS"},
-        "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-    }
-    for path, method, operation in _operations(document):
-        responses = operation.setdefault("responses", {})
-        v2 = path.startswith("/v2")
-        error_schema = "InferenceProblem" if v2 else "Problem"
-        if responses.get("422", {}).get("description") == "Validation Error":
-            # FastAPI's own 422 for path parameters: they are plain strings, it cannot happen.
-            del responses["422"]
-        for status, response in list(responses.items()):
-            if status.startswith("4"):
-                responses[status] = _problem(response.get("description", ""), error_schema)
-        if (method, path) in HEALTH_RESPONSES:
-            responses.update(HEALTH_RESPONSES[method, path])
-        if path.endswith("/ready") and v2 and path not in HEALTH_PATHS:
-            responses["200"] = _json_body("The model (loss) is ready.", MODEL_READY)
-            responses["503"] = _json_body("Kernels are still warming up.", MODEL_READY)
-        if path == "/v1/evaluate":
-            responses["200"]["content"] = {JSON: {"schema": _ref("EvaluateResponse")}}
-        if v2 and path.endswith("/infer"):
-            responses["415"] = _problem("Unsupported Content-Encoding.", error_schema)
-            ok = responses.setdefault("200", {"description": "The outputs."})
-            ok.setdefault("content", {}).setdefault(JSON, {"schema": {"type": "object"}})
-            ok["content"][BINARY] = {
-                "schema": {"type": "string", "format": "binary"},
-            }
-            ok["description"] += (
-                " ``application/octet-stream`` when binary outputs were asked for: the JSON "
-                "response header, then the tensors; Inference-Header-Content-Length gives "
-                "the JSON's length."
-            )
-        if path == "/metrics" and method == "get":
-            responses["200"] = {
-                "description": "Prometheus text exposition format.",
-                "content": {"text/plain": {"schema": {"type": "string"}}},
-            }
-        if _guarded(path):
-            operation["security"] = [{}, {"bearer": []}, {"apiKey": []}]
-            responses["401"] = _problem(
-                "API keys are configured (LOSS_SERVICE_API_KEYS) and the request has none "
-                "or a wrong one; send Authorization: Bearer <key> or X-API-Key: <key>.",
-                error_schema,
-                **{"WWW-Authenticate": "Bearer (the scheme to authenticate with)."},
-            )
-        if _guarded(path) and method == "post":
-            responses["503"] = _overload(error_schema)
-            responses["408"] = _problem(
-                "The body stalled or arrived too slowly (LOSS_SERVICE_BODY_TIMEOUT_SECONDS, "
-                "LOSS_SERVICE_BODY_MIN_BYTES_PER_SECOND); the connection closes.",
-                error_schema,
-            )
-            responses["504"] = _problem(
-                "The computation passed its deadline (LOSS_SERVICE_COMPUTE_TIMEOUT_SECONDS) "
-                "and was stopped.",
-                error_schema,
-            )
-        elif "503" in responses and PROBLEM_MEDIA_TYPE in responses["503"].get("content", {}):
-            # Only the scoring routes are shed under load (service/front.py); a route that
-            # never answers an overload 503 keeps only its own (readiness) 503, if any.
-            del responses["503"]
-    _drop_unused_schemas(document, ("HTTPValidationError", "ValidationError"))
 
 
 def _overload(schema: str) -> dict[str, Any]:
@@ -271,39 +174,119 @@ def _overload(schema: str) -> dict[str, Any]:
     )
 
 
-def _drop_unused_schemas(document: dict[str, Any], names: tuple[str, ...]) -> None:
-    text = json.dumps(document["paths"])
-    schemas = document["components"]["schemas"]
-    for name in names:
-        if f"#/components/schemas/{name}" not in text:
-            schemas.pop(name, None)
+UNAUTHORIZED = (
+    "API keys are configured (LOSS_SERVICE_API_KEYS) and the request has none or a wrong one; "
+    "send Authorization: Bearer <key> or X-API-Key: <key>."
+)
+SUCCESS = {"description": "Successful Response", "content": {JSON: {"schema": {}}}}
 
 
-def install(app: FastAPI) -> None:
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        document = get_openapi(
-            title=app.title,
-            version=app.version,
-            description=app.description,
-            routes=app.routes,
-        )
-        models: list[type[BaseModel]] = [
-            loss_request.LossResponse,
-            EvaluateRequest,
-            Problem,
-            InferenceProblem,
-            *(loss_request.request_model(spec) for spec in REGISTRY.values()),
+def operation(route: Route, path: str, spec: Operation) -> dict[str, Any]:
+    """One operation object: the route's own facts, then the rules every route shares."""
+    schema = "InferenceProblem" if route.inference else "Problem"
+    result: dict[str, Any] = {"tags": [spec.tag], "summary": spec.summary}
+    if spec.description:
+        result["description"] = spec.description
+    result["operationId"] = spec.operation_id
+    names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
+    if names:
+        result["parameters"] = [
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "title": name.capitalize()},
+            }
+            for name in names
         ]
-        _, schemas = models_json_schema(
-            [(model, "validation") for model in models],
-            ref_template="#/components/schemas/{model}",
+    if spec.request_body is not None:
+        result["requestBody"] = spec.request_body
+    responses: dict[str, Any] = {}
+    for status, response in spec.responses.items():
+        if status.startswith("4") and "content" not in response:
+            response = _problem(response["description"], schema)
+        responses[status] = response
+    responses.setdefault("200", SUCCESS)
+    if not route.open:
+        result["security"] = [{}, {"bearer": []}, {"apiKey": []}]
+        responses["401"] = _problem(
+            UNAUTHORIZED,
+            schema,
+            **{"WWW-Authenticate": "Bearer (the scheme to authenticate with)."},
         )
-        components = document.setdefault("components", {}).setdefault("schemas", {})
-        components.update(schemas.get("$defs", {}))
-        _amend(document)
-        app.openapi_schema = document
-        return document
+    if route.scoring:
+        responses["503"] = _overload(schema)
+        responses["408"] = _problem(
+            "The body stalled or arrived too slowly (LOSS_SERVICE_BODY_TIMEOUT_SECONDS, "
+            "LOSS_SERVICE_BODY_MIN_BYTES_PER_SECOND); the connection closes.",
+            schema,
+        )
+        responses["504"] = _problem(
+            "The computation passed its deadline (LOSS_SERVICE_COMPUTE_TIMEOUT_SECONDS) "
+            "and was stopped.",
+            schema,
+        )
+    result["responses"] = dict(sorted(responses.items()))
+    return result
 
-    app.openapi = openapi  # type: ignore[method-assign]
+
+def document(
+    routes: Iterable[Route], title: str, version: str, description: str
+) -> dict[str, Any]:
+    """The whole document."""
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        if route.operation is None:
+            continue
+        variants = (
+            list(route.variants()) if route.variants else [(route.path, route.operation)]
+        )
+        for path, spec in variants:
+            paths.setdefault(path, {})[route.method.lower()] = operation(route, path, spec)
+    models: list[type[BaseModel]] = [
+        LossResponse,
+        EvaluateRequest,
+        Problem,
+        InferenceProblem,
+        *(request_model(spec) for spec in REGISTRY.values()),
+    ]
+    _, schemas = models_json_schema(
+        [(model, "validation") for model in models],
+        ref_template="#/components/schemas/{model}",
+    )
+    components = dict(schemas.get("$defs", {}))
+    components["EvaluateResponse"] = EVALUATE_RESPONSE
+    _regularization_parameters(components)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version, "description": description},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "LOSS_SERVICE_API_KEYS",
+                },
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+    }
+
+
+def _regularization_parameters(schemas: dict[str, Any]) -> None:
+    """A regularization parameter may be a single number as well as an array (the adapter reads
+    both); the model's schema says array only."""
+    regularization = schemas.get("Regularization", {}).get("properties", {})
+    if "parameters" in regularization:
+        regularization["parameters"] = {
+            "anyOf": [
+                PARAMETER_VALUE,
+                {"type": "object", "additionalProperties": PARAMETER_VALUE},
+                {"type": "null"},
+            ],
+            "default": None,
+            "description": "One number, a flat array, or an object of named numbers or arrays "
+            "of any shape (a model's layers).",
+        }

@@ -17,19 +17,36 @@ from service import reduction as reducing
 from service.compute import parallel, work
 from service.compute.deadline import current as current_deadline
 from service.losses.registry import LossSpec
-from service.ops import prometheus as monitoring
 from service.validation.contracts import Batch, Inputs
 from service.validation.errors import NonFiniteResult
 from service.validation.finite import first_non_finite
 
 
-class _KernelThreads:
-    """Threads per kernel call in this process; the app sets it from the settings."""
+@dataclass(frozen=True, slots=True)
+class LossCall:
+    """The pipeline's request for one loss: what every protocol adapter decodes into."""
 
-    value = 1
+    spec: LossSpec
+    inputs: Inputs
+    params: Any
+    reduction: reducing.Reduction = "mean"
+    gradient: bool = True
+    #: Outputs go out as raw bytes (the estimate of their encoding is smaller).
+    binary_outputs: bool = False
 
+    def estimate(self) -> work.Estimate:
+        return work.of_loss(self.spec, self.inputs, self.params, self.gradient, self.binary_outputs)
 
-KERNEL_THREADS = _KernelThreads()
+    def execute(self, threads: int, timings: list[tuple[str, float]] | None = None) -> LossResult:
+        return compute(
+            self.spec,
+            self.inputs,
+            self.params,
+            self.reduction,
+            self.gradient,
+            threads=threads,
+            timings=timings,
+        )
 
 
 @dataclass(frozen=True)
@@ -51,10 +68,15 @@ def compute(
     params: Any,
     reduction: reducing.Reduction = "mean",
     with_gradient: bool = True,
+    *,
+    threads: int = 1,
+    timings: list[tuple[str, float]] | None = None,
 ) -> LossResult:
+    """One loss on one batch. ``threads``: how many threads a large kernel call is split over;
+    ``timings`` receives ``(loss, kernel seconds)`` for the caller's metrics."""
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         # Overflow is not an exception here: every result is checked for finiteness below.
-        return _compute(spec, inputs, params, reduction, with_gradient)
+        return _compute(spec, inputs, params, reduction, with_gradient, threads, timings)
 
 
 def _compute(
@@ -63,6 +85,8 @@ def _compute(
     params: Any,
     reduction: reducing.Reduction,
     with_gradient: bool,
+    threads: int,
+    timings: list[tuple[str, float]] | None,
 ) -> LossResult:
     deadline = current_deadline()
     if deadline is not None:
@@ -86,11 +110,12 @@ def _compute(
         losses,
         gradient.reshape(-1),
         spec.kernel_args(params),
-        threads=KERNEL_THREADS.value,
+        threads=threads,
         seconds=work.loss_seconds(spec, inputs, params),
         deadline=deadline,
     )
-    monitoring.kernel_series(spec.name).observe(time.perf_counter() - started)
+    if timings is not None:
+        timings.append((spec.name, time.perf_counter() - started))
     _require_finite(losses, batch, "loss")
     if with_gradient:
         _require_finite(gradient, batch, "gradient")

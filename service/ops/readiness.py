@@ -1,8 +1,5 @@
-"""Readiness: every kernel compiled (or loaded from numba's cache) before ``/readyz`` says 200.
-
-Warm-up runs each registered loss's own example through the whole pipeline, so the kernels
-are compiled for exactly the argument types that requests use.
-"""
+"""Readiness: ``/readyz`` says 200 once warm-up (compiling every kernel, or loading it from
+numba's cache: :func:`service.app.warm_all`) has finished, and 503 again while draining."""
 
 from __future__ import annotations
 
@@ -11,11 +8,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from service.api import jsonread
-from service.api.v1.losses import parse
-from service.compute.engine import compute
-from service.losses.registry import REGISTRY
 
 logger = logging.getLogger("service")
 
@@ -29,19 +21,9 @@ class Readiness:
     done: threading.Event = field(default_factory=threading.Event)  # set when warm-up ends
 
 
-def warm_all() -> int:
-    """Compile (or load) the JSON reader's kernels, then run every loss's example with and
-    without the gradient; returns the number of losses warmed."""
-    jsonread.warm()
-    for spec in REGISTRY.values():
-        request = parse(spec, dict(spec.example), max_elements=10**6)
-        for reduction in ("mean", "sum"):
-            compute(spec, request.inputs, request.params, reduction, with_gradient=True)
-        compute(spec, request.inputs, request.params, "mean", with_gradient=False)
-    return len(REGISTRY)
-
-
-def warm_up(readiness: Readiness, warm: Callable[[], int] = warm_all) -> None:
+def warm_up(readiness: Readiness, warm: Callable[[], int]) -> None:
+    """Run ``warm`` (which returns how many losses it warmed); then ready, or failed with the
+    reason in the log."""
     started = time.perf_counter()
     try:
         count = warm()

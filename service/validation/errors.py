@@ -1,4 +1,5 @@
-"""One small error hierarchy, rendered as RFC 9457 problem+json by one set of handlers.
+"""One small error hierarchy, rendered as RFC 9457 problem+json by one renderer
+(:mod:`service.api.problems`).
 
 Validation stages raise the subclass that names their stage (structure, shape, domain,
 result); handlers never build error bodies themselves. ``type`` is a relative URI reference
@@ -7,24 +8,13 @@ result); handlers never build error bodies themselves. ``type`` is a relative UR
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
-from http import HTTPStatus
 from typing import Any
-
-import orjson
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
-from starlette.routing import Match
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 #: A 422 lists at most this many problems; ``detail`` counts the rest.
 MAX_LISTED_ERRORS = 20
 Loc = Sequence[str | int]
-
-logger = logging.getLogger("service")
 
 
 class ServiceError(Exception):
@@ -154,66 +144,3 @@ def body_loc(field: str, *index: int | str) -> list[str | int]:
 def index_text(field: str, index: Sequence[int]) -> str:
     """``predictions[2][0]``: how messages name one entry of an array."""
     return field + "".join(f"[{int(i)}]" for i in index)
-
-
-def problem_response(error: ServiceError) -> Response:
-    return Response(
-        orjson.dumps(error.problem()),
-        status_code=error.status,
-        media_type=PROBLEM_MEDIA_TYPE,
-        headers=error.headers,
-    )
-
-
-class _HTTPProblem(ServiceError):
-    """Wraps Starlette's own HTTP errors (unknown route, wrong method) in the same format."""
-
-    def __init__(self, status: int, title: str, detail: str, headers: dict[str, str] | None):
-        self.status, self.title, self.slug = status, title, f"http-{status}"
-        super().__init__(detail, headers=headers)
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ServiceError)
-    async def _service_error(_request: Request, error: ServiceError) -> Response:
-        return problem_response(error)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
-        title = HTTPStatus(error.status_code).phrase
-        detail = error.detail if isinstance(error.detail, str) else title
-        headers = dict(error.headers or {})
-        if error.status_code == 405:
-            # Starlette names the methods of the first route that matched the path only.
-            headers["Allow"] = ", ".join(_allowed_methods(request))
-        return problem_response(_HTTPProblem(error.status_code, title, detail, headers))
-
-    @app.exception_handler(RequestValidationError)
-    async def _request_validation(_request: Request, error: RequestValidationError) -> Response:
-        items = [
-            {"loc": list(item.get("loc", ())), "msg": item.get("msg", "invalid")}
-            for item in error.errors()
-        ]
-        first = items[0] if items else {"loc": [], "msg": "invalid request"}
-        unlisted = max(0, len(items) - MAX_LISTED_ERRORS)
-        more = items[1:MAX_LISTED_ERRORS]
-        return problem_response(StructureError(first["loc"], first["msg"], more, unlisted))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, error: Exception) -> Response:
-        # Log the trace for operators; the client gets no internals.
-        logger.exception("unhandled error", exc_info=error)
-        return problem_response(ServiceError("The service failed to process the request."))
-
-
-def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route fully matches for this path (405 is rare: a probe is fine)."""
-    candidates = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-    return [
-        method
-        for method in candidates
-        if any(
-            route.matches({**request.scope, "method": method})[0] == Match.FULL
-            for route in request.app.router.routes
-        )
-    ]

@@ -1,42 +1,43 @@
-"""``POST /v1/evaluate``: several losses on one payload, a weighted total, regularization and
-metrics, in one call.
+"""The ``/v1`` adapter of ``POST /v1/evaluate``: a JSON body to the pipeline's
+:class:`~service.compute.evaluation.Evaluation`, and its result to the JSON answer.
 
-Each term is validated and computed by the same engine as ``POST /v1/losses/{name}``, against
-its own contract; the totals are ``cost = sum_k weight_k cost_k + regularization``,
-``gradient = sum_k weight_k gradient_k`` and ``per_sample = sum_k weight_k per_sample_k``.
-Regularization: ``l1 * sum|theta| + l2 * sum theta^2`` over the given parameters, with its
-gradient per named parameter (the derivative of |theta| is 0 at 0).
+Each term names a loss and its params, validated as ``POST /v1/losses/{name}`` validates them;
+``regularization`` and ``metrics`` are optional; labels key the terms in the answer.
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from collections.abc import Callable
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
-from service import scores as metric_module
+from service import scores
 from service.api import codec
 from service.api.codec import to_array
-from service.api.v1.losses import (
+from service.api.problems import Reply, problem_reply
+from service.api.routes import Request
+from service.api.scoring import score
+from service.api.v1.fields import (
     ALL_OUTPUTS,
     MAX_INCLUDE,
     ElementBudget,
     NumberArray,
     Output,
     read_inputs,
-    structure_error,
 )
-from service.compute import work
-from service.compute.deadline import checkpoint
-from service.compute.engine import LossResult, compute
-from service.losses.registry import REGISTRY, LossSpec, canonical_name
-from service.validation.contracts import Inputs
-from service.validation.errors import InvalidInput, NonFiniteResult, StructureError
+from service.compute.evaluation import Evaluation, EvaluationResult, within_term
+from service.compute.evaluation import Term as EvaluationTerm
+from service.compute.pipeline import Call
+from service.compute.regularization import Penalty
+from service.losses.registry import REGISTRY, canonical_name
+from service.reduction import Reduction
+from service.validation.errors import ServiceError, StructureError
 from service.validation.finite import require_finite
+from service.validation.structure import structure_error
 
 MAX_TERMS = 16
 #: Longest ``metrics`` list (each metric at most once; there are 8).
@@ -84,34 +85,12 @@ class EvaluateRequest(BaseModel):
         description="Metric names or {name, params}: accuracy, precision, recall, f1, roc_auc, "
         "r2, rmse, mae.",
     )
-    reduction: Literal["mean", "sum"] = "mean"
+    reduction: Reduction = "mean"
     include: list[Output] = Field(
         default_factory=lambda: list(ALL_OUTPUTS),
         max_length=MAX_INCLUDE,
         description="Which of cost, per_sample, gradient to return.",
     )
-
-
-@dataclass(frozen=True)
-class PreparedTerm:
-    index: int
-    label: str
-    spec: LossSpec
-    weight: float
-    params: Any
-
-
-@dataclass(frozen=True)
-class PreparedEvaluation:
-    """A validated evaluation: its terms, inputs, metrics and regularization, ready to run."""
-
-    terms: list[PreparedTerm]
-    inputs: Inputs
-    metrics: list[Any]
-    regularization: Regularization | None
-    parameters: np.ndarray | dict[str, np.ndarray] | None
-    reduction: Any
-    include: frozenset[str]
 
 
 #: Arrays read as JsonArray: the tensors, and regularization's parameters (one array, or an
@@ -122,9 +101,17 @@ ARRAYS = {
 }
 
 
-def prepare(body: bytes | bytearray, max_elements: int) -> work.Plan:
-    """Read and validate everything, and estimate the work (every term, the metrics, the
-    outputs)."""
+async def handle(request: Request) -> Reply:
+    """``POST /v1/evaluate``: several losses, regularization and metrics."""
+    try:
+        codec.check_json_content_type(request.header(b"content-type"))
+    except ServiceError as error:
+        return problem_reply(error)
+    return await score(request, decode)
+
+
+def decode(body: bytes | bytearray, max_elements: int, _reserve: Callable[[int], None]) -> Call:
+    """Read and validate everything (the pipeline's ``decode``)."""
     document = codec.read_request(body, EvaluateRequest, ARRAYS)
     try:
         request = EvaluateRequest.model_validate(document)
@@ -132,63 +119,51 @@ def prepare(body: bytes | bytearray, max_elements: int) -> work.Plan:
         raise structure_error(error, EvaluateRequest) from None
     _require_unique_labels(request.terms)
     terms = [_prepare(index, term) for index, term in enumerate(request.terms)]
-    metric_requests = metric_module.parse_metrics(request.metrics or [])
+    metric_requests = scores.parse_metrics(request.metrics or [])
     budget = ElementBudget(max_elements)
     del document
     inputs = read_inputs(request, budget, codec.may_hold_booleans(body))
     parameters = _parameters(request.regularization, budget)
-    prepared = PreparedEvaluation(
+    given = request.regularization
+    include = frozenset(request.include)
+    evaluation = Evaluation(
         terms,
         inputs,
         metric_requests,
-        request.regularization,
+        None if given is None else Penalty(given.l1, given.l2),
         parameters,
         request.reduction,
-        frozenset(request.include),
+        cost="cost" in include,
+        per_sample="per_sample" in include,
+        gradient="gradient" in include,
     )
-    return work.Plan(_estimate(prepared), partial(run_encoded, prepared))
+    return Call(evaluation, answer)
 
 
-def _estimate(prepared: PreparedEvaluation) -> work.Estimate:
-    inputs = prepared.inputs
-    entries = inputs.predictions.size
-    seconds = sum(work.loss_seconds(term.spec, inputs, term.params) for term in prepared.terms)
-    seconds += work.METRIC_SECONDS * entries * len(prepared.metrics)
-    outputs = inputs.predictions.shape[0] * (1 + len(prepared.terms))
-    if "gradient" in prepared.include:
-        outputs += entries
-    seconds += work.output_seconds(outputs)
-    names = ", ".join(term.spec.name for term in prepared.terms)
-    return work.Estimate(seconds, entries, names)
+def answer(result: EvaluationResult) -> Reply:
+    return Reply(200, codec.encode(render(result)))
 
 
-def run_encoded(prepared: PreparedEvaluation) -> bytes:
-    return codec.encode(run(prepared))
-
-
-def run(prepared: PreparedEvaluation) -> dict[str, Any]:
-    """Compute every term, regularization and metrics; the response body."""
-    inputs, include = prepared.inputs, prepared.include
-    results = []
-    for term in prepared.terms:
-        checkpoint()
-        results.append((term, _run(term, inputs, prepared.reduction, include)))
-    regularization = _regularization(prepared.regularization, prepared.parameters)
-    body: dict[str, Any] = {"reduction": prepared.reduction}
-    if "cost" in include:
-        body["cost"] = (
-            sum(term.weight * result.cost for term, result in results) + (regularization["value"])
-        )
-    if "per_sample" in include:
-        body["per_sample"] = sum(term.weight * result.per_sample for term, result in results)
-    if "gradient" in include:
-        body["gradient"] = sum(term.weight * result.gradient for term, result in results)
-    body["count"] = inputs.predictions.shape[0]
-    body["terms"] = {term.label: _term_body(term, result, include) for term, result in results}
-    body["regularization"] = regularization
-    checkpoint()
-    body["metrics"] = metric_module.compute_metrics(prepared.metrics, inputs)
-    _require_finite_totals(body)
+def render(result: EvaluationResult) -> dict[str, Any]:
+    """The response body; arrays stay NumPy for orjson."""
+    body: dict[str, Any] = {"reduction": result.reduction}
+    if result.cost is not None:
+        body["cost"] = result.cost
+    if result.per_sample is not None:
+        body["per_sample"] = result.per_sample
+    if result.gradient is not None:
+        body["gradient"] = result.gradient
+    body["count"] = result.count
+    terms = {}
+    for term, loss in result.terms:
+        entry: dict[str, Any] = {"loss": loss.loss, "weight": term.weight, "cost": loss.cost}
+        if result.per_sample is not None:
+            entry["per_sample"] = loss.per_sample
+        entry.update(sum=loss.sum, weight_sum=loss.weight_sum, extras=loss.extras)
+        terms[term.label] = entry
+    body["terms"] = terms
+    body["regularization"] = result.regularization
+    body["metrics"] = result.metrics
     return body
 
 
@@ -205,7 +180,7 @@ def _require_unique_labels(terms: list[Term]) -> None:
         seen[label] = index
 
 
-def _prepare(index: int, term: Term) -> PreparedTerm:
+def _prepare(index: int, term: Term) -> EvaluationTerm:
     name = canonical_name(term.loss)
     if name is None:
         known = sorted(REGISTRY)
@@ -220,37 +195,10 @@ def _prepare(index: int, term: Term) -> PreparedTerm:
         codec.refuse_unknown(term.params, spec.params.model_fields)
         params = spec.params.model_validate(term.params or {})
     except ValidationError as error:
-        raise _within_term(structure_error(error, spec.params), index, "params") from None
+        raise within_term(structure_error(error, spec.params), index, "params") from None
     except StructureError as error:
-        raise _within_term(error, index, "params") from None
-    return PreparedTerm(index, term.label or term.loss, spec, term.weight, params)
-
-
-def _within_term(error: InvalidInput, index: int, field: str | None) -> InvalidInput:
-    """The same error, located inside ``terms[index]`` (params) or naming the term."""
-    errors = []
-    for item in error.errors or []:
-        loc = item["loc"]
-        if field is not None:
-            loc = ["body", "terms", index, field, *loc[1:]]
-        errors.append({**item, "loc": loc, "msg": f"terms[{index}]: {item['msg']}"})
-    first, *more = errors
-    return type(error)(first["loc"], first["msg"], more, error.unlisted)
-
-
-def _run(term: PreparedTerm, inputs: Inputs, reduction: Any, include: frozenset[str]) -> LossResult:
-    try:
-        return compute(term.spec, inputs, term.params, reduction, "gradient" in include)
-    except InvalidInput as error:
-        raise _within_term(error, term.index, None) from None
-
-
-def _term_body(term: PreparedTerm, result: LossResult, include: frozenset[str]) -> dict:
-    body: dict[str, Any] = {"loss": result.loss, "weight": term.weight, "cost": result.cost}
-    if "per_sample" in include:
-        body["per_sample"] = result.per_sample
-    body.update(sum=result.sum, weight_sum=result.weight_sum, extras=result.extras)
-    return body
+        raise within_term(error, index, "params") from None
+    return EvaluationTerm(index, term.label or term.loss, spec, term.weight, params)
 
 
 def _parameters(
@@ -283,51 +231,3 @@ def _parameter_array(value: Any, field: str) -> np.ndarray:
         require_finite(array.reshape(1), field)
         return array
     return to_array(value, field)
-
-
-def _regularization(
-    regularization: Regularization | None, parameters: np.ndarray | dict | None
-) -> dict[str, Any]:
-    """``l1 * sum|theta| + l2 * sum theta^2`` and its gradient (d|theta|/dtheta = 0 at 0)."""
-    if regularization is None:
-        return {"value": 0.0}
-    l1, l2 = regularization.l1, regularization.l2
-
-    def value(theta: np.ndarray) -> float:
-        return float(l1 * np.abs(theta).sum() + l2 * np.square(theta).sum())
-
-    def gradient(theta: np.ndarray) -> np.ndarray:
-        return l1 * np.sign(theta) + 2.0 * l2 * theta
-
-    body: dict[str, Any] = {"l1": l1, "l2": l2}
-    if parameters is None:
-        body["value"] = 0.0
-    elif isinstance(parameters, dict):
-        body["value"] = sum(value(theta) for theta in parameters.values())
-        body["gradient"] = {name: gradient(theta) for name, theta in parameters.items()}
-    else:
-        body["value"] = value(parameters)
-        body["gradient"] = gradient(parameters)
-    return body
-
-
-def _require_finite_totals(body: dict[str, Any]) -> None:
-    """Each term is finite; a weighted total can still overflow."""
-    for key in ("cost", "per_sample", "gradient"):
-        if key in body and not np.all(np.isfinite(body[key])):
-            raise NonFiniteResult(
-                ["body", "terms"],
-                f"the weighted total {key} overflows float64; scale the term weights down",
-            )
-    regularization = body["regularization"]
-    values = [regularization["value"]]
-    gradients = regularization.get("gradient")
-    if isinstance(gradients, dict):
-        values += list(gradients.values())
-    elif gradients is not None:
-        values.append(gradients)
-    if not all(np.all(np.isfinite(v)) for v in values):
-        raise NonFiniteResult(
-            ["body", "regularization"],
-            "the regularization overflows float64; scale l1, l2 or the parameters down",
-        )

@@ -8,10 +8,7 @@ loss) is a ``/v2`` 400 with the same ``type``, ``title``, ``detail`` and ``error
 
 from __future__ import annotations
 
-import orjson
-from starlette.responses import Response
-
-from service.validation.errors import PROBLEM_MEDIA_TYPE, InvalidInput, ServiceError
+from service.validation.errors import InvalidInput, ServiceError
 
 
 class MalformedTensorData(ServiceError):
@@ -32,23 +29,3 @@ class UnsupportedFeature(InvalidInput):
     """A protocol feature this server does not offer (shared memory, classification)."""
 
     slug, title = "unsupported-feature", "Unsupported Feature"
-
-
-def protocol_status(error: ServiceError) -> int:
-    """The protocol's status: 400 for every invalid request (the service's 422 included)."""
-    return 400 if isinstance(error, InvalidInput) else error.status
-
-
-def protocol_problem(error: ServiceError) -> dict:
-    """The problem+json body with the protocol's status and ``error`` member."""
-    return {**error.problem(), "status": protocol_status(error), "error": error.detail}
-
-
-def problem_response(error: ServiceError) -> Response:
-    body = protocol_problem(error)
-    return Response(
-        orjson.dumps(body),
-        status_code=body["status"],
-        media_type=PROBLEM_MEDIA_TYPE,
-        headers=error.headers,
-    )

@@ -36,16 +36,18 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, create_model
 
 from service.api import codec
-from service.api.v1.losses import structure_error
+from service.api.problems import BINARY, Reply
 from service.api.v2 import tensors
 from service.api.v2.errors import MalformedTensorData, UnsupportedFeature
 from service.api.v2.models import OUTPUTS, TENSOR_INPUTS, VERSION, array_params
 from service.api.v2.transport import HEADER_LENGTH, Framing, decode_content, split_body
-from service.compute import work
-from service.compute.engine import LossResult, compute
+from service.compute.engine import LossCall, LossResult
+from service.compute.pipeline import Call
 from service.losses.registry import LossSpec
+from service.reduction import Reduction
 from service.validation.contracts import Inputs
 from service.validation.errors import MalformedBody, PayloadTooLarge, StructureError
+from service.validation.structure import structure_error
 
 MAX_DIMENSIONS = 32
 #: Each input's ``data`` is read as a JsonArray (no Python object per number).
@@ -105,49 +107,18 @@ class DecodedTensor:
         return self.values.astype(np.float64)
 
 
-@dataclass(frozen=True)
-class InferResponse:
-    """The response body; ``header_length`` is set when binary chunks follow the JSON."""
-
-    content: bytes
-    header_length: int | None
-
-
-def infer_job(
+def decode(
     spec: LossSpec,
-    holder: list,
     content_encoding: str | None,
     header_length: str | None,
     max_body_bytes: int,
-    limits: work.Limits,
-    reserve: Callable[[int], None],
-) -> InferResponse | work.Plan:
-    """The CPU work of one inference request: decode and validate, estimate, then compute and
-    encode (here when light enough, else the plan goes back for the heavy lane). ``holder``
-    holds the body (taken out, so it is freed once decoded); ``reserve`` charges the inflated
-    bytes of a compressed body to the worker's budget."""
-    plan = prepare(
-        spec,
-        holder.pop(),
-        content_encoding,
-        header_length,
-        max_body_bytes,
-        limits.max_elements,
-        reserve,
-    )
-    return limits.admit(plan)
-
-
-def prepare(
-    spec: LossSpec,
-    body: bytes,
-    content_encoding: str | None,
-    header_length: str | None,
-    max_body_bytes: int,
+    body: bytes | bytearray,
     max_elements: int,
     reserve: Callable[[int], None] | None = None,
-) -> work.Plan:
-    """Decode and validate an inference request; the plan that computes and encodes it."""
+) -> Call:
+    """Decode and validate an inference request (the pipeline's ``decode``, its first four
+    arguments bound): inflate a compressed body (``reserve`` charges the inflated bytes),
+    split the binary chunks off, read the JSON header and the tensors."""
     body = decode_content(body, content_encoding, max_body_bytes, reserve)
     framing = split_body(body, header_length)
     del body
@@ -167,22 +138,42 @@ def prepare(
     inputs = Inputs(**{name: decoded[name].array for name in TENSOR_INPUTS if name in decoded})
     datatype = tensors.output_datatype(decoded["predictions"].datatype)
     binary = any(outputs.values())
-    estimate = work.of_loss(spec, inputs, params, "gradient" in outputs, binary)
-    run = partial(run_infer, spec, request.id, inputs, params, reduction, outputs, datatype)
-    return work.Plan(estimate, run)
+    call = LossCall(spec, inputs, params, reduction, "gradient" in outputs, binary)
+    return Call(call, partial(answer, spec, request.id, outputs, datatype))
 
 
-def run_infer(
+def answer(
     spec: LossSpec,
     request_id: str | None,
-    inputs: Inputs,
-    params: Any,
-    reduction: Literal["mean", "sum"],
     outputs: dict[str, bool],
     datatype: str,
-) -> InferResponse:
-    result = compute(spec, inputs, params, reduction, with_gradient="gradient" in outputs)
-    return encode_response(spec, request_id, result, outputs, datatype)
+    result: LossResult,
+) -> Reply:
+    """The JSON header (``outputs`` in the requested order), then any binary chunks, whose
+    start the ``Inference-Header-Content-Length`` header gives."""
+    values = {
+        "per_sample": result.per_sample,
+        "cost": np.array([result.cost]),
+        "gradient": result.gradient,
+        "sum": np.array([result.sum]),
+        "weight_sum": np.array([result.weight_sum]),
+    }
+    entries, chunks = [], []
+    for name, binary in outputs.items():
+        entry, raw = tensors.encode_output(name, values[name], datatype, binary)
+        entries.append(entry)
+        if raw is not None:
+            chunks.append(raw)
+    header: dict[str, Any] = {"model_name": spec.name, "model_version": VERSION}
+    if request_id is not None:
+        header["id"] = request_id
+    header["parameters"] = {"reduction": result.reduction, "count": result.count}
+    header["outputs"] = entries
+    encoded = orjson.dumps(header, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not chunks:
+        return Reply(200, encoded)
+    content = b"".join([encoded, *chunks])
+    return Reply(200, content, BINARY, ((HEADER_LENGTH, str(len(encoded))),))
 
 
 def _parse_header(spec: LossSpec, framing: Framing) -> InferRequest:
@@ -211,7 +202,7 @@ def _flag(value: Any, name: str) -> bool:
     return value
 
 
-def _reduction(value: Any) -> Literal["mean", "sum"]:
+def _reduction(value: Any) -> Reduction:
     if value not in ("mean", "sum"):
         raise StructureError(
             ["body", "parameters", "reduction"],
@@ -393,35 +384,3 @@ def requested_outputs(
                 )
         chosen[output.name] = _flag(parameters.get("binary_data", binary_default), "binary_data")
     return chosen
-
-
-def encode_response(
-    spec: LossSpec,
-    request_id: str | None,
-    result: LossResult,
-    outputs: dict[str, bool],
-    datatype: str,
-) -> InferResponse:
-    """The JSON header (``outputs`` in the requested order), then any binary chunks."""
-    values = {
-        "per_sample": result.per_sample,
-        "cost": np.array([result.cost]),
-        "gradient": result.gradient,
-        "sum": np.array([result.sum]),
-        "weight_sum": np.array([result.weight_sum]),
-    }
-    entries, chunks = [], []
-    for name, binary in outputs.items():
-        entry, raw = tensors.encode_output(name, values[name], datatype, binary)
-        entries.append(entry)
-        if raw is not None:
-            chunks.append(raw)
-    header: dict[str, Any] = {"model_name": spec.name, "model_version": VERSION}
-    if request_id is not None:
-        header["id"] = request_id
-    header["parameters"] = {"reduction": result.reduction, "count": result.count}
-    header["outputs"] = entries
-    encoded = orjson.dumps(header, option=orjson.OPT_SERIALIZE_NUMPY)
-    if not chunks:
-        return InferResponse(encoded, None)
-    return InferResponse(b"".join([encoded, *chunks]), len(encoded))
