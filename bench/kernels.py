@@ -41,6 +41,7 @@ import service.losses  # noqa: F401  (registers every loss)
 from bench import numpy_losses
 from service.compute import parallel
 from service.losses.registry import REGISTRY, LossSpec
+from service.ops.settings import default_threads
 from service.validation.contracts import Inputs
 
 try:
@@ -120,11 +121,11 @@ def best_times(
 
 def service_threads() -> int:
     """The service's kernel threads per call: ``LOSS_SERVICE_KERNEL_THREADS``, else
-    ``parallel.default_threads(LOSS_SERVICE_WORKERS)`` (cores / workers), as in the settings."""
+    ``settings.default_threads(LOSS_SERVICE_WORKERS)`` (cores / workers), as in the settings."""
     configured = os.environ.get("LOSS_SERVICE_KERNEL_THREADS")
     if configured:
         return max(1, int(configured))
-    return parallel.default_threads(int(os.environ.get("LOSS_SERVICE_WORKERS", "1")))
+    return default_threads(int(os.environ.get("LOSS_SERVICE_WORKERS", "1")))
 
 
 def kernel_call(
@@ -136,7 +137,7 @@ def kernel_call(
     params = spec.params(**BENCH_PARAMS.get(spec.name, {}))
     batch = spec.contract.prepare(Inputs(predictions, targets), params)
     n_elements = batch.n_samples * batch.elements_per_sample
-    arguments = spec.kernel_args(params)
+    arguments = spec.kernel_arguments(params)
 
     def run() -> object:
         scale = np.full(n_elements, 1.0 / n_elements)

@@ -35,9 +35,6 @@ from typing import Literal
 
 import numpy as np
 
-from service.validation.contracts import Batch, shape_text
-from service.validation.errors import DomainError, ShapeError, body_loc
-
 Reduction = Literal["mean", "sum"]
 NO_GRADIENT = np.empty(0)
 #: Weights at or above this are used as they are (the bottom of frexp's mantissa range).
@@ -66,28 +63,9 @@ class Weights:
     shift: int  # <= 0
 
 
-def check_sample_weight(sample_weight: np.ndarray | None, n_samples: int) -> np.ndarray | None:
-    if sample_weight is None:
-        return None
-    if sample_weight.shape != (n_samples,):
-        raise ShapeError(
-            body_loc("sample_weight"),
-            f"sample_weight has shape {shape_text(sample_weight.shape)} but predictions has "
-            f"{n_samples} sample(s); sample_weight must be ({n_samples},)",
-        )
-    negative = sample_weight < 0
-    if negative.any():
-        index = int(np.argmax(negative))
-        raise DomainError(
-            body_loc("sample_weight", index),
-            f"sample_weight[{index}] = {sample_weight[index]:g} is negative; weights must be >= 0",
-        )
-    return sample_weight
-
-
-def weigh(batch: Batch, sample_weight: np.ndarray | None) -> Weights:
-    n, k = batch.n_samples, batch.elements_per_sample
-    element = batch.element_weights
+def weigh(n: int, k: int, element: np.ndarray | None, sample_weight: np.ndarray | None) -> Weights:
+    """The weights of an element grid of ``n`` samples by ``k`` elements: ``element`` (flat,
+    ``n * k``, None = all ones) inside each sample, ``sample_weight`` (``n``, None = all ones)."""
     if element is None:
         per_sample_total = np.full(n, float(k))
     else:

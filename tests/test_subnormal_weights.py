@@ -388,7 +388,9 @@ def test_reduction_of_normal_weights_is_the_unscaled_one_bit_for_bit(
         element_weights=element,
         gradient_shape=(n * k,),
     )
-    weights = reducing.weigh(batch, sample)
+    weights = reducing.weigh(
+        batch.n_samples, batch.elements_per_sample, batch.element_weights, sample
+    )
     reduced = reducing.reduce(losses, weights, reduction)
     cost, per_sample, scale = unscaled_reduction(losses, sample, element, reduction)
     assert reduced.cost == cost

@@ -17,7 +17,7 @@ from service import reduction as reducing
 from service.compute import parallel, work
 from service.compute.deadline import current as current_deadline
 from service.losses.registry import LossSpec
-from service.validation.contracts import Batch, Inputs
+from service.validation.contracts import Batch, Inputs, check_sample_weight
 from service.validation.errors import NonFiniteResult
 from service.validation.finite import first_non_finite
 
@@ -92,10 +92,12 @@ def _compute(
     if deadline is not None:
         deadline.check()
     batch = spec.contract.prepare(inputs, params)
-    sample_weight = reducing.check_sample_weight(inputs.sample_weight, batch.n_samples)
+    sample_weight = check_sample_weight(inputs.sample_weight, batch.n_samples)
     if spec.domain is not None:
         spec.domain(batch, params)
-    weights = reducing.weigh(batch, sample_weight)
+    weights = reducing.weigh(
+        batch.n_samples, batch.elements_per_sample, batch.element_weights, sample_weight
+    )
     if with_gradient:
         scale = reducing.gradient_scale(weights, reduction)
         gradient = np.empty(batch.gradient_shape)
@@ -109,7 +111,7 @@ def _compute(
         scale,
         losses,
         gradient.reshape(-1),
-        spec.kernel_args(params),
+        spec.kernel_arguments(params),
         threads=threads,
         seconds=work.loss_seconds(spec, inputs, params),
         deadline=deadline,

@@ -16,7 +16,6 @@ is shared by all requests of the process, sized so workers x threads <= cores.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -35,11 +34,6 @@ THRESHOLD = 1 << 17
 @lru_cache(maxsize=4)
 def pool(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kernel")
-
-
-def default_threads(workers: int) -> int:
-    """Kernel threads per worker process so that workers x threads <= cores."""
-    return max(1, (os.cpu_count() or 1) // max(workers, 1))
 
 
 def run(

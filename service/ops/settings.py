@@ -9,7 +9,10 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.compute.parallel import default_threads
+
+def default_threads(workers: int) -> int:
+    """Kernel threads per worker process so that workers x threads <= cores."""
+    return max(1, (os.cpu_count() or 1) // max(workers, 1))
 
 
 class Settings(BaseSettings):

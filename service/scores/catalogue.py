@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from service.losses.registry import Params
 from service.scores import formulas
 from service.scores.params import (
     ClassificationParams,
@@ -17,6 +16,7 @@ from service.scores.params import (
 from service.scores.readings import ValueEntries, read_labels, read_scores, read_values
 from service.validation.contracts import Inputs
 from service.validation.errors import DomainError
+from service.validation.structure import Params
 
 Evaluate = Callable[[Inputs, MetricRequest], float]
 

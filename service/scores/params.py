@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, Strict, StrictBool
 
-from service.losses.registry import Params
 from service.validation.errors import body_loc
+from service.validation.structure import Params
 
 Threshold = Annotated[
     float,

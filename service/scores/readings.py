@@ -13,9 +13,14 @@ from typing import Literal
 
 import numpy as np
 
-from service.reduction import check_sample_weight
 from service.scores.params import MetricRequest
-from service.validation.contracts import Inputs, element_mask, require_batch, shape_text
+from service.validation.contracts import (
+    Inputs,
+    check_sample_weight,
+    element_mask,
+    require_batch,
+    shape_text,
+)
 from service.validation.domain import FROM_LOGITS_HINT, first_index
 from service.validation.errors import DomainError, ShapeError, index_text
 

@@ -6,14 +6,9 @@ Messages say which entry, its value, and what was expected:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import numpy as np
 
 from service.validation.errors import DomainError, body_loc, index_text
-
-if TYPE_CHECKING:
-    from service.validation.contracts import Batch
 
 FROM_LOGITS_HINT = (
     '; predictions are read as probabilities: send "params": {"from_logits": true} to pass '
@@ -57,17 +52,6 @@ def require_probabilities(array: np.ndarray, from_logits: bool) -> None:
     """Predictions in [0, 1] unless they are logits; the message suggests ``from_logits``."""
     if not from_logits:
         require_range(array, "predictions", 0.0, 1.0, FROM_LOGITS_HINT)
-
-
-def probability_predictions(batch: Batch, params: Any) -> None:
-    """A loss's domain: predictions are probabilities unless ``params.from_logits``."""
-    require_probabilities(batch.predictions, params.from_logits)
-
-
-def probabilities_and_soft_targets(batch: Batch, params: Any) -> None:
-    """A loss's domain: probability predictions (unless logits) and targets in [0, 1]."""
-    require_probabilities(batch.predictions, params.from_logits)
-    require_range(batch.targets, "targets", 0.0, 1.0)
 
 
 def require_sign_labels(targets: np.ndarray) -> None:

@@ -122,5 +122,3 @@ def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] |
         if current is None:
             return None
     return current
-
-

@@ -17,15 +17,13 @@ budget; tokens are turned into lists of ints a block at a time.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from service.api.jsonread import walk
 from service.api.jsonread.json_array import JsonArray
-
-if TYPE_CHECKING:
-    from service.api.jsonread.document import Document
+from service.api.jsonread.scanned import Scanned
 
 BLOCK = 4096  # token rows made Python ints at once
 INT64_MIN = -(2**63)
@@ -33,7 +31,7 @@ UINT64_LIMIT = 2**64
 _NOT_INTEGER = frozenset(b".eEIN")
 
 
-def build(document: Document, tokens, count: int) -> Any:
+def build(document: Scanned, tokens, count: int) -> Any:
     """The value the ``count`` rows of ``tokens`` describe."""
     body = document.body
     stack: list[tuple[Any, Any]] = []  # (open container, the key it goes under in its parent)
@@ -80,7 +78,7 @@ def decode_string(body: bytes, start: int, end: int) -> str:
     return orjson.loads(text)  # escapes; the scan refused lone surrogates
 
 
-def _number(document: Document, start: int, end: int, tape: int) -> int | float:
+def _number(document: Scanned, start: int, end: int, tape: int) -> int | float:
     text = document.body[start:end]
     integer = not any(byte in _NOT_INTEGER for byte in text)
     if document.stdlib_semantics:

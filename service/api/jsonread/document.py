@@ -32,6 +32,7 @@ import numpy as np
 
 from service.api.jsonread import keys, objects, scanner, shapes, status, walk
 from service.api.jsonread.build import build, decode_string
+from service.api.jsonread.scanned import Scanned
 from service.api.jsonread.text import locate
 from service.validation.errors import MalformedBody, PayloadTooLarge, StructureError
 
@@ -83,7 +84,7 @@ def read(
     return Document(body, data, tape, members[:, :count], records, stdlib)
 
 
-class Document:
+class Document(Scanned):
     """The top-level object of a validated body.
 
     ``tape``: the double of every number token, in document order; ``members``: for each
@@ -95,12 +96,7 @@ class Document:
     def __init__(
         self, body: bytes | bytearray, data, tape, members, records, stdlib_semantics: bool
     ) -> None:
-        self.body = body
-        self.data = data
-        self.tape = tape
-        self.members = members
-        self.records = records
-        self.stdlib_semantics = stdlib_semantics
+        super().__init__(body, data, tape, members, records, stdlib_semantics)
         self._index: dict[str, int] | None = None  # key -> winning member, once keys() ran
         #: Bytes of Python objects the values may take, all values together: the body's size
         #: times BUILD_FACTOR (a request whose params hold a long list, class weights for 100k

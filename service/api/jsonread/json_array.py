@@ -11,16 +11,13 @@ entries (``size``), whether it converts and its shape, or the first problem
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from service.api.jsonread import arrays, shapes
+from service.api.jsonread.scanned import Scanned
 from service.validation.errors import StructureError, body_loc, index_text
 from service.validation.finite import MAX_DIMENSIONS, require_finite
-
-if TYPE_CHECKING:
-    from service.api.jsonread.document import Document
 
 KIND_NAMES = {
     arrays.KIND_NUMBER: "a number",
@@ -50,7 +47,7 @@ class JsonArray:
 
     __slots__ = ("_document", "_problem", "_shape", "end", "size", "start", "tape_start")
 
-    def __init__(self, document: Document, start: int, end: int, tape_start: int) -> None:
+    def __init__(self, document: Scanned, start: int, end: int, tape_start: int) -> None:
         self._document = document
         self.start, self.end, self.tape_start = start, end, tape_start
         self._problem: tuple[int, tuple[int, ...], int, int] | None = None

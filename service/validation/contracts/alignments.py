@@ -39,6 +39,11 @@ class Alignments:
         "mask": "(N,), values in [0, 1] (optional)",
     }
     elements = "every sequence"
+    integer_targets = True
+    fixed_last_axis = None
+
+    def mask_rank(self, predictions_rank: int, targets_rank: int) -> int:
+        return 1  # one element per sequence
 
     def prepare(self, inputs: Inputs, params: Any) -> Batch:
         predictions, targets = inputs.predictions, inputs.targets

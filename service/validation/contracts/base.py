@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from service.validation.domain import require_range
-from service.validation.errors import ShapeError, body_loc
+from service.validation.errors import DomainError, ShapeError, body_loc
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,21 @@ class Batch:
 
 
 class Contract(Protocol):
+    """What a family's inputs look like. Besides checking a request (:meth:`prepare`), it
+    states what the protocol metadata and the generic tests need: ``shapes`` and ``elements``
+    in words, whether targets are integer labels, an axis whose length is fixed (a box's 4
+    coordinates) and the rank of the element grid (which the mask takes)."""
+
     shapes: Mapping[str, str]
     elements: str
+    #: Targets are integer labels (class indices, label sequences).
+    integer_targets: bool
+    #: The length of the predictions' last axis when the contract fixes it.
+    fixed_last_axis: int | None
+
+    def mask_rank(self, predictions_rank: int, targets_rank: int) -> int:
+        """The rank of the element grid for predictions and targets of these ranks."""
+        ...
 
     def prepare(self, inputs: Inputs, params: Any) -> Batch: ...
 
@@ -95,3 +108,22 @@ def element_mask(
         )
     require_range(mask, "mask", 0.0, 1.0)
     return mask.reshape(-1)
+
+
+def check_sample_weight(sample_weight: np.ndarray | None, n_samples: int) -> np.ndarray | None:
+    if sample_weight is None:
+        return None
+    if sample_weight.shape != (n_samples,):
+        raise ShapeError(
+            body_loc("sample_weight"),
+            f"sample_weight has shape {shape_text(sample_weight.shape)} but predictions has "
+            f"{n_samples} sample(s); sample_weight must be ({n_samples},)",
+        )
+    negative = sample_weight < 0
+    if negative.any():
+        index = int(np.argmax(negative))
+        raise DomainError(
+            body_loc("sample_weight", index),
+            f"sample_weight[{index}] = {sample_weight[index]:g} is negative; weights must be >= 0",
+        )
+    return sample_weight

@@ -26,6 +26,11 @@ class Boxes:
         "mask": "predictions' shape without the last axis, values in [0, 1] (optional)",
     }
     elements = "every box"
+    integer_targets = False
+    fixed_last_axis = 4
+
+    def mask_rank(self, predictions_rank: int, targets_rank: int) -> int:
+        return predictions_rank - 1  # one element per box
 
     def prepare(self, inputs: Inputs, params: Any) -> Batch:
         predictions, targets = inputs.predictions, inputs.targets

@@ -56,6 +56,11 @@ class ClassAxis:
         "mask": "(N, d1, ...), values in [0, 1] (optional)",
     }
     elements = "every position (n, d1, ...); the class axis is reduced"
+    integer_targets = False
+    fixed_last_axis = None
+
+    def mask_rank(self, predictions_rank: int, targets_rank: int) -> int:
+        return predictions_rank - 1  # the class axis is reduced
 
     def prepare(self, inputs: Inputs, params: Any) -> Batch:
         predictions, targets = inputs.predictions, inputs.targets
@@ -94,6 +99,12 @@ class ClassLabels:
     ``predictions[M, C, S]`` and ``labels[M, S]``: for sequences ``M = N * T`` and ``S = 1``,
     a C-contiguous view of the class-last array, so one kernel serves every layout.
     """
+
+    integer_targets = True
+    fixed_last_axis = None
+
+    def mask_rank(self, predictions_rank: int, targets_rank: int) -> int:
+        return targets_rank  # one element per label
 
     def __init__(self, layout: str = "positions") -> None:
         self.layout = layout

@@ -24,6 +24,11 @@ class Elementwise:
         "mask": "same shape as predictions, values in [0, 1] (optional)",
     }
     elements = "every entry of predictions"
+    integer_targets = False
+    fixed_last_axis = None
+
+    def mask_rank(self, predictions_rank: int, targets_rank: int) -> int:
+        return predictions_rank
 
     def prepare(self, inputs: Inputs, params: Any) -> Batch:
         predictions, targets = inputs.predictions, inputs.targets

@@ -43,6 +43,11 @@ class Overlap:
         "C = 1 in binary mode",
     }
     elements = "every (sample, class) pair; the spatial axes are summed"
+    integer_targets = False
+    fixed_last_axis = None
+
+    def mask_rank(self, predictions_rank: int, targets_rank: int) -> int:
+        return 2  # one element per (sample, class)
 
     def prepare(self, inputs: Inputs, params: Any) -> Batch:
         predictions, targets = inputs.predictions, inputs.targets
