@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
         inputs = Inputs(predictions, targets.astype(np.float64))
         batch = spec.contract.prepare(inputs, model)
         n_elements = batch.n_samples * batch.elements_per_sample
-        arguments = spec.kernel_args(model)
+        arguments = spec.kernel_arguments(model)
 
         def kernel_path(batch=batch, n_elements=n_elements, spec=spec, arguments=arguments):
             scale = np.full(n_elements, 1.0 / n_elements)

@@ -59,7 +59,7 @@ def test_a_split_call_equals_the_serial_call(
     batch = spec.contract.prepare(
         Inputs(case.predictions, case.targets, case.sample_weight, case.mask), params
     )
-    periodic = any(isinstance(a, np.ndarray) and a.size > 1 for a in spec.kernel_args(params))
+    periodic = any(isinstance(a, np.ndarray) and a.size > 1 for a in spec.kernel_arguments(params))
     if batch.kernel_arrays[0].shape[0] >= 3 and not periodic:
         assert len(submitted) == 3, "a call of 3 units or more must be split"
     np.testing.assert_array_equal(split.gradient, serial.gradient)

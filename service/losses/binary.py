@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from service.kernels import binary as kernels
+from service.losses.domains import probabilities_and_soft_targets
 from service.losses.fields import (
     Alpha,
     Eps,
@@ -22,7 +23,7 @@ from service.losses.fields import (
 )
 from service.losses.registry import Formula, LossSpec, Params, register
 from service.validation.contracts import Batch, Elementwise, shape_text
-from service.validation.domain import probabilities_and_soft_targets, require_sign_labels
+from service.validation.domain import require_sign_labels
 from service.validation.errors import ShapeError, StructureError, body_loc
 
 ELEMENTWISE = Elementwise()
@@ -103,12 +104,10 @@ BINARY_CROSS_ENTROPY = _binary(
     ),
     params=BinaryCrossEntropyParams,
     kernel=kernels.binary_cross_entropy,
-    kernel_args=lambda params: (
-        params.from_logits,
-        params.label_smoothing,
-        params.eps,
-        _pos_weight_array(params),
-    ),
+    kernel_args=lambda params: {
+        "smoothing": params.label_smoothing,
+        "pos_weight": _pos_weight_array(params),
+    },
     domain=bce_domain,
     references=(
         "torch.nn.BCELoss",
@@ -133,13 +132,10 @@ BINARY_FOCAL = _binary(
     ),
     params=BinaryFocalParams,
     kernel=kernels.binary_focal,
-    kernel_args=lambda params: (
-        params.from_logits,
-        params.gamma,
-        params.alpha is not None,
-        params.alpha if params.alpha is not None else 0.0,
-        params.eps,
-    ),
+    kernel_args=lambda params: {
+        "use_alpha": params.alpha is not None,
+        "alpha": params.alpha if params.alpha is not None else 0.0,
+    },
     domain=probabilities_and_soft_targets,
     references=("torchvision.ops.sigmoid_focal_loss", "Lin et al., Focal Loss (2017)"),
     notes="torchvision's sigmoid_focal_loss uses alpha = 0.25 by default; here alpha is null "
@@ -157,7 +153,6 @@ HINGE = _binary(
     ),
     params=HingeParams,
     kernel=kernels.hinge,
-    kernel_args=lambda params: (params.margin,),
     example={"predictions": [[0.8, -0.4], [-1.5, 0.3]], "targets": [[1, 0], [0, 1]]},
     domain=hinge_domain,
     references=("keras.losses.Hinge",),
@@ -174,7 +169,6 @@ SQUARED_HINGE = _binary(
     ),
     params=HingeParams,
     kernel=kernels.squared_hinge,
-    kernel_args=lambda params: (params.margin,),
     example={"predictions": [[0.8, -0.4], [-1.5, 0.3]], "targets": [[1, -1], [-1, 1]]},
     domain=hinge_domain,
     references=("keras.losses.SquaredHinge",),

@@ -63,7 +63,7 @@ BOX_IOU = register(
         params=BoxParams,
         contract=Boxes(),
         kernel=kernels.box_iou,
-        kernel_args=lambda p: (VARIANTS[p.variant], FORMATS[p.box_format], p.eps),
+        kernel_args=lambda p: {"variant": VARIANTS[p.variant], "box_format": FORMATS[p.box_format]},
         example={
             "predictions": [[[0.0, 0.0, 2.0, 2.0]], [[1.0, 1.0, 4.0, 3.0]]],
             "targets": [[[1.0, 1.0, 3.0, 3.0]], [[1.0, 1.0, 4.0, 3.0]]],

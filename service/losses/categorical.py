@@ -11,14 +11,11 @@ from __future__ import annotations
 from pydantic import Field, StrictInt
 
 from service.kernels import categorical as kernels
+from service.losses.domains import probabilities_and_soft_targets, probability_predictions
 from service.losses.fields import Alpha, ClassWeight, Eps, FromLogits, Gamma, LabelSmoothing, Margin
 from service.losses.registry import Formula, LossSpec, Params, register
 from service.validation.contracts import Batch, ClassAxis, ClassLabels
-from service.validation.domain import (
-    probabilities_and_soft_targets,
-    probability_predictions,
-    require_range,
-)
+from service.validation.domain import require_range
 
 DENSE = ClassAxis()
 LABELS = ClassLabels()
@@ -93,7 +90,7 @@ CATEGORICAL_CROSS_ENTROPY = _categorical(
     ),
     params=CategoricalCrossEntropyParams,
     kernel=kernels.categorical_cross_entropy,
-    kernel_args=lambda params: (params.from_logits, params.label_smoothing, params.eps),
+    kernel_args=lambda params: {"smoothing": params.label_smoothing},
     domain=probabilities_and_soft_targets,
     references=(
         "torch.nn.CrossEntropyLoss (probability targets)",
@@ -116,7 +113,7 @@ SPARSE_CATEGORICAL_CROSS_ENTROPY = _categorical(
     params=SparseCategoricalCrossEntropyParams,
     contract=LABELS,
     kernel=kernels.sparse_categorical_cross_entropy,
-    kernel_args=lambda params: (params.from_logits, params.label_smoothing, params.eps),
+    kernel_args=lambda params: {"smoothing": params.label_smoothing},
     example={
         "predictions": [[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]],
         "targets": [0, 2],
@@ -144,12 +141,7 @@ CATEGORICAL_FOCAL = _categorical(
     ),
     params=CategoricalFocalParams,
     kernel=kernels.categorical_focal,
-    kernel_args=lambda params: (
-        params.from_logits,
-        params.gamma,
-        params.alpha if params.alpha is not None else 1.0,
-        params.eps,
-    ),
+    kernel_args=lambda params: {"alpha": params.alpha if params.alpha is not None else 1.0},
     domain=probabilities_and_soft_targets,
     references=("keras.losses.CategoricalFocalCrossentropy", "Lin et al., Focal Loss (2017)"),
     notes="Keras's default alpha is 0.25; here null means no alpha factor (1).",
@@ -165,7 +157,6 @@ CATEGORICAL_HINGE = _categorical(
     ),
     params=NoParams,
     kernel=kernels.categorical_hinge,
-    kernel_args=lambda params: (),
     example={"predictions": [[0.7, 0.2, 1.1], [0.1, 0.3, 0.6]], "targets": [[1, 0, 0], [0, 0, 1]]},
     domain=hinge_target_domain,
     references=("keras.losses.CategoricalHinge",),
@@ -186,7 +177,7 @@ MULTI_MARGIN = _categorical(
     params=MultiMarginParams,
     contract=ClassLabels("samples"),
     kernel=kernels.multi_margin,
-    kernel_args=lambda params: (params.margin, params.p),
+    kernel_args=lambda params: {"power": params.p},
     example={"predictions": [[0.1, 0.2, 0.4, 0.8]], "targets": [3]},
     references=("torch.nn.MultiMarginLoss",),
     notes="PyTorch's per-class `weight` argument is not offered. Predictions must be (N, C).",
@@ -202,7 +193,6 @@ KL_DIVERGENCE = _categorical(
     ),
     params=ProbabilityParams,
     kernel=kernels.kl_divergence,
-    kernel_args=lambda params: (params.from_logits, params.eps),
     example={
         "predictions": [[0.6, 0.3, 0.1], [0.2, 0.5, 0.3]],
         "targets": [[0.5, 0.4, 0.1], [0.0, 0.6, 0.4]],

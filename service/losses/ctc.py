@@ -7,10 +7,10 @@ from typing import Annotated
 from pydantic import Field, Strict, StrictBool
 
 from service.kernels import ctc as kernels
+from service.losses.domains import probability_predictions
 from service.losses.fields import Eps, FromLogits
 from service.losses.registry import Formula, LossSpec, Params, register
 from service.validation.contracts import Alignments, Inputs
-from service.validation.domain import probability_predictions
 
 Length = Annotated[int, Strict(), Field(ge=0)]
 InputLength = Annotated[int, Strict(), Field(ge=1)]
@@ -58,7 +58,6 @@ CTC = register(
         params=CtcParams,
         contract=Alignments(),
         kernel=kernels.ctc,
-        kernel_args=lambda p: (p.blank, p.from_logits, p.eps, p.length_normalized),
         example={
             "predictions": [
                 [[0.5, 0.3, 0.2], [0.4, 0.1, 0.5], [0.6, 0.3, 0.1]],

@@ -102,10 +102,10 @@ class CustomParams(Params):
         return expression
 
 
-def compiled(params: CustomParams) -> tuple[CompiledExpression]:
+def compiled(params: CustomParams) -> dict[str, CompiledExpression]:
     """The kernel's argument: the compiled expression (from the cache: validation built it)."""
     try:
-        return (compile_expression(params.expression, params.constants),)
+        return {"expression": compile_expression(params.expression, params.constants)}
     except ExpressionError as error:  # only if params were built without validation
         raise StructureError(["body", "params", "expression"], error.message) from None
 

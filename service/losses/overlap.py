@@ -112,7 +112,7 @@ DICE = _overlap(
         "through sigmoid / softmax",
     ),
     kernel=kernels.dice,
-    kernel_args=lambda p: (activation(p), p.smooth, p.squared_pred, p.eps),
+    kernel_args=lambda p: {"activation": activation(p), "squared": p.squared_pred},
     references=("monai.losses.DiceLoss", "Milletari et al., V-Net (2016)"),
     notes="An empty class (absent in target and prediction) gives 1 - s / max(s, eps): 0 with "
     "the default smooth 1, and 1 with smooth 0 (never 0/0).",
@@ -128,7 +128,7 @@ JACCARD = _overlap(
         gradient="J = P + G - I + s; dl/dq = -(J + I + s)/J^2 y + (I + s)/J^2 dP/dq",
     ),
     kernel=kernels.jaccard,
-    kernel_args=lambda p: (activation(p), p.smooth, p.squared_pred, p.eps),
+    kernel_args=lambda p: {"activation": activation(p), "squared": p.squared_pred},
     example={
         "predictions": [[[2.0, -1.0, 0.5], [0.1, 1.5, -0.3], [-1.0, 0.2, 1.8]]],
         "targets": [[0, 1, 2]],
@@ -149,7 +149,7 @@ TVERSKY = _overlap(
     ),
     params=TverskyParams,
     kernel=kernels.tversky,
-    kernel_args=lambda p: (activation(p), p.smooth, p.alpha, p.beta, p.gamma, p.eps),
+    kernel_args=lambda p: {"activation": activation(p)},
     example={**EXAMPLE, "params": {"mode": "binary", "alpha": 0.3, "beta": 0.7}},
     references=("monai.losses.TverskyLoss", "Salehi et al. (2017)", "Abraham & Khan (2019)"),
     notes="gamma != 1 is the focal Tversky loss. squared_pred is not offered (P does not appear "

@@ -9,22 +9,19 @@ reference in the tests.
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
-
 from service.validation.errors import UnknownLoss
+from service.validation.structure import Params
 
 if TYPE_CHECKING:
     from service.validation.contracts import Batch, Contract, Inputs
 
-
-class Params(BaseModel):
-    """Base of every loss's params model: unknown keys are an error, never ignored."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+__all__ = ["REGISTRY", "Formula", "LossSpec", "Params", "canonical_name", "lookup", "register"]
 
 
 @dataclass(frozen=True)
@@ -40,8 +37,10 @@ class LossSpec:
     """Everything about one loss.
 
     ``extras(batch, losses, weights, reduced, params)`` returns loss-specific response fields.
-    ``kernel`` is called as ``kernel(*batch.kernel_arrays, scale, losses, gradient,
-    *kernel_args(params))`` and fills the two outputs (see :mod:`service.kernels`). ``domain`` is the
+    ``kernel`` is called as ``kernel(*batch.kernel_arrays, scale, losses, gradient, **options)``
+    and fills the two outputs (see :mod:`service.kernels`): each option the kernel declares after
+    ``gradient`` is the params field of the same name, unless ``kernel_args(params)`` gives it
+    by name (a derived value, or a field named otherwise): :meth:`kernel_arguments`. ``domain`` is the
     loss's own value checks, run after the shape contract. ``extras`` adds loss-specific
     response fields. ``properties`` states facts the generic tests check:
     ``"nonnegative"`` (every element loss >= 0) and ``"zero_at_target"`` (0 when the
@@ -56,12 +55,12 @@ class LossSpec:
     params: type[Params]
     contract: Contract
     kernel: Callable[..., None]
-    kernel_args: Callable[[Any], tuple[Any, ...]]
     example: Mapping[str, Any]
     aliases: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
     notes: str = ""
     properties: frozenset[str] = frozenset()
+    kernel_args: Callable[[Any], Mapping[str, Any]] | None = None
     domain: Callable[[Batch, Any], None] | None = None
     extras: Callable[..., dict[str, Any]] | None = None
     description: str = field(default="", repr=False)
@@ -70,6 +69,22 @@ class LossSpec:
     #: replaces it for losses whose cost is not proportional to the entries (CTC, custom).
     entry_seconds: float = 10e-9
     work: Callable[[Inputs, Any], float] | None = None
+
+    def kernel_arguments(self, params: Any) -> tuple[Any, ...]:
+        """The kernel's options after ``gradient``, in its declared order, by name."""
+        given = self.kernel_args(params) if self.kernel_args is not None else {}
+        names = kernel_options(self.kernel)
+        unknown = given.keys() - set(names)
+        if unknown:
+            raise TypeError(f"{self.name}: the kernel takes no option(s) {sorted(unknown)}")
+        return tuple(given[name] if name in given else getattr(params, name) for name in names)
+
+
+@cache
+def kernel_options(kernel: Callable[..., None]) -> tuple[str, ...]:
+    """The names of a kernel's arguments after ``gradient`` (its options)."""
+    names = list(inspect.signature(getattr(kernel, "py_func", kernel)).parameters)
+    return tuple(names[names.index("gradient") + 1 :])
 
 
 REGISTRY: dict[str, LossSpec] = {}

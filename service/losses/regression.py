@@ -49,10 +49,6 @@ class PoissonNLLParams(Params):
     )
 
 
-def no_args(_params: Params) -> tuple[()]:
-    return ()
-
-
 def msle_domain(batch: Batch, _params: NoParams) -> None:
     require_above(batch.predictions, "predictions", -1.0, "msle", strict=True)
     require_above(batch.targets, "targets", -1.0, "msle", strict=True)
@@ -66,7 +62,7 @@ def poisson_domain(batch: Batch, params: PoissonNLLParams) -> None:
 
 def _elementwise(**fields) -> LossSpec:
     fields.setdefault("params", NoParams)
-    fields.setdefault("kernel_args", no_args)
+    fields.setdefault("kernel_args", None)
     fields.setdefault("example", EXAMPLE)
     fields.setdefault("properties", frozenset({"nonnegative", "zero_at_target"}))
     return register(LossSpec(family="regression", contract=ELEMENTWISE, **fields))
@@ -102,7 +98,6 @@ HUBER = _elementwise(
     ),
     params=HuberParams,
     kernel=kernels.huber,
-    kernel_args=lambda params: (params.delta,),
     example={**EXAMPLE, "params": {"delta": 1.0}},
     references=("torch.nn.HuberLoss", "keras.losses.Huber", "Huber (1964)"),
 )
@@ -117,7 +112,6 @@ SMOOTH_L1 = _elementwise(
     ),
     params=SmoothL1Params,
     kernel=kernels.smooth_l1,
-    kernel_args=lambda params: (params.beta,),
     example={**EXAMPLE, "params": {"beta": 1.0}},
     references=("torch.nn.SmoothL1Loss", "Girshick, Fast R-CNN (2015)"),
     notes="huber with delta = beta equals beta x smooth_l1 (PyTorch's identity).",
@@ -164,7 +158,6 @@ MAPE = _elementwise(
     ),
     params=MapeParams,
     kernel=kernels.mape,
-    kernel_args=lambda params: (params.eps,),
     example={"predictions": [[90.0, 210.0], [48.0, 5.0]], "targets": [[100.0, 200.0], [50.0, 4.0]]},
     references=("keras.losses.MeanAbsolutePercentageError",),
 )
@@ -180,7 +173,7 @@ QUANTILE = _elementwise(
     ),
     params=QuantileParams,
     kernel=kernels.quantile,
-    kernel_args=lambda params: (params.quantile,),
+    kernel_args=lambda params: {"q": params.quantile},
     example={**EXAMPLE, "params": {"quantile": 0.9}},
     references=("sklearn.metrics.mean_pinball_loss", "Koenker & Bassett (1978)"),
 )
@@ -196,7 +189,6 @@ POISSON_NLL = _elementwise(
     ),
     params=PoissonNLLParams,
     kernel=kernels.poisson_nll,
-    kernel_args=lambda params: (params.log_input, params.eps),
     example={"predictions": [[0.0, 1.0], [0.5, -1.0]], "targets": [[1.0, 2.0], [0.0, 1.0]]},
     domain=poisson_domain,
     properties=frozenset(),  # the NLL without log(y!) can be negative, and is not 0 at p = y

@@ -14,11 +14,11 @@ from typing import Any
 from pydantic import Field, StrictInt
 
 from service.kernels import categorical as kernels
+from service.losses.domains import probability_predictions
 from service.losses.fields import Eps, FromLogits, LabelSmoothing
 from service.losses.registry import Formula, LossSpec, Params, register
 from service.reduction import Reduced, Weights
 from service.validation.contracts import Batch, ClassLabels
-from service.validation.domain import probability_predictions
 
 LOG_FLOAT64_MAX = math.log(sys.float_info.max)
 
@@ -59,7 +59,7 @@ SEQUENCE_CROSS_ENTROPY = register(
         params=SequenceCrossEntropyParams,
         contract=ClassLabels("sequence"),
         kernel=kernels.sparse_categorical_cross_entropy,
-        kernel_args=lambda params: (params.from_logits, params.label_smoothing, params.eps),
+        kernel_args=lambda params: {"smoothing": params.label_smoothing},
         example={
             "predictions": [
                 [[2.0, 0.5, -1.0], [0.1, 2.2, 0.3]],

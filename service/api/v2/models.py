@@ -23,14 +23,6 @@ import numpy as np
 
 from service import __version__
 from service.losses.registry import LossSpec
-from service.validation.contracts import (
-    Alignments,
-    Boxes,
-    ClassAxis,
-    ClassLabels,
-    Elementwise,
-    Overlap,
-)
 
 PLATFORM = "loss-service"
 VERSION = "1"
@@ -81,38 +73,33 @@ def _tensor(name: str, datatype: str, shape: list[int]) -> dict[str, Any]:
 
 def predictions_shape(spec: LossSpec) -> list[int]:
     shape = [-1] * int(np.ndim(spec.example["predictions"]))
-    if isinstance(spec.contract, Boxes):
-        shape[-1] = 4
+    if spec.contract.fixed_last_axis is not None:
+        shape[-1] = spec.contract.fixed_last_axis
+    return shape
+
+
+def targets_shape(spec: LossSpec) -> list[int]:
+    shape = [-1] * int(np.ndim(spec.example["targets"]))
+    fixed = spec.contract.fixed_last_axis
+    if fixed is not None and len(shape) == np.ndim(spec.example["predictions"]):
+        shape[-1] = fixed
     return shape
 
 
 def _mask_rank(spec: LossSpec) -> int:
     """The rank of the element grid, which the mask takes."""
-    contract = spec.contract
-    predictions_rank = int(np.ndim(spec.example["predictions"]))
-    if isinstance(contract, Elementwise):
-        return predictions_rank
-    if isinstance(contract, Boxes | ClassAxis):
-        return predictions_rank - 1
-    if isinstance(contract, ClassLabels):
-        return int(np.ndim(spec.example["targets"]))
-    if isinstance(contract, Overlap):
-        return 2  # (N, C): one element per (sample, class)
-    if isinstance(contract, Alignments):
-        return 1  # one element per sequence
-    return predictions_rank
+    ranks = (np.ndim(spec.example["predictions"]), np.ndim(spec.example["targets"]))
+    return spec.contract.mask_rank(*map(int, ranks))
 
 
 def targets_datatype(spec: LossSpec) -> str:
-    return "INT64" if isinstance(spec.contract, ClassLabels | Alignments) else "FP64"
+    return "INT64" if spec.contract.integer_targets else "FP64"
 
 
 def model_metadata(spec: LossSpec) -> dict[str, Any]:
     """``GET /v2/models/{loss}``."""
     predictions = predictions_shape(spec)
-    targets = [-1] * int(np.ndim(spec.example["targets"]))
-    if isinstance(spec.contract, Boxes):
-        targets = predictions
+    targets = targets_shape(spec)
     inputs = [
         _tensor("predictions", "FP64", predictions),
         _tensor("targets", targets_datatype(spec), targets),
