@@ -115,7 +115,9 @@ class HttpApp:
     async def dispatch(
         self, request: Request, match: Match | None, method: str, path: str
     ) -> Reply:
-        route = None if match is None else match.by_method.get("GET" if method == "HEAD" else method)
+        route = (
+            None if match is None else match.by_method.get("GET" if method == "HEAD" else method)
+        )
         inference = path.startswith("/v2")
         guarded = route is None and path.startswith(GUARDED_PREFIXES)
         if self.keys is not None and (guarded or (route is not None and not route.open)):
@@ -164,11 +166,7 @@ async def _send(
     ]
     length = headers.get(b"content-length")
     has_body = (length is not None and length != b"0") or (b"transfer-encoding" in headers)
-    if (
-        has_body
-        and unread
-        and not any(name.lower() == "connection" for name, _ in reply.headers)
-    ):
+    if has_body and unread and not any(name.lower() == "connection" for name, _ in reply.headers):
         response_headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": reply.status, "headers": response_headers})
     await send({"type": "http.response.body", "body": b"" if head else reply.body})

@@ -230,17 +230,13 @@ def operation(route: Route, path: str, spec: Operation) -> dict[str, Any]:
     return result
 
 
-def document(
-    routes: Iterable[Route], title: str, version: str, description: str
-) -> dict[str, Any]:
+def document(routes: Iterable[Route], title: str, version: str, description: str) -> dict[str, Any]:
     """The whole document."""
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         if route.operation is None:
             continue
-        variants = (
-            list(route.variants()) if route.variants else [(route.path, route.operation)]
-        )
+        variants = list(route.variants()) if route.variants else [(route.path, route.operation)]
         for path, spec in variants:
             paths.setdefault(path, {})[route.method.lower()] = operation(route, path, spec)
     models: list[type[BaseModel]] = [

@@ -1,1 +1,2 @@
-"""service/ops"""
+"""Operations beside every layer, importing nothing of the service above them: settings, JSON
+logs, Prometheus metrics, readiness, the SIGTERM drain, the container health check, memory."""

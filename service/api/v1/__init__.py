@@ -1,1 +1,1 @@
-"""service/api/v1"""
+"""The ``/v1`` adapters: one loss (``losses``), several (``evaluate``), the catalogue."""

@@ -63,5 +63,3 @@ def read_inputs(request: BaseModel, budget: ElementBudget, check_booleans: bool 
         convert = partial(to_array, field=field, check_booleans=check_booleans)
         arrays[field] = budget.take(value, convert)
     return Inputs(**arrays)  # type: ignore[arg-type]
-
-

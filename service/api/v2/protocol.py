@@ -1,5 +1,5 @@
-"""An inference request of the Open Inference Protocol v2 to :func:`service.compute.engine.compute`,
-and its result to an inference response.
+"""An inference request of the Open Inference Protocol v2, and its response (this module is
+the ``/v2`` adapter of the scoring pipeline).
 
 Request (KServe v2 "Inference Request JSON Object", with Triton's binary tensor extension)::
 
