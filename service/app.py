@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 import anyio.to_thread
+import numpy as np
 
 import service.losses  # noqa: F401  (registers every loss before routes are built)
 from service.api import jsonread, table
@@ -28,6 +29,7 @@ from service.api.routes import Services
 from service.api.v1.losses import parse
 from service.compute.engine import compute
 from service.compute.pipeline import Pipeline
+from service.kernels.stable import sigmoids
 from service.losses.registry import REGISTRY
 from service.ops import prometheus
 from service.ops.readiness import Readiness, warm_up
@@ -39,6 +41,7 @@ def warm_all() -> int:
     """Compile (or load) the JSON reader's kernels, then run every loss's example with and
     without the gradient; returns the number of losses warmed."""
     jsonread.warm()
+    sigmoids(np.zeros(2))  # the metrics' from_logits
     for spec in REGISTRY.values():
         request = parse(spec, dict(spec.example), max_elements=10**6)
         for reduction in ("mean", "sum"):

@@ -63,6 +63,31 @@ class Weights:
     shift: int  # <= 0
 
 
+def inner_weights(*factors: np.ndarray | None) -> np.ndarray | None:
+    r""":math:`v_e`, the weights inside a sample, flat over the element grid: the product of
+    the factors a contract gives (mask, class weight of the element's class, 0 where the target
+    is ``ignore_index``); ``None`` factors are all ones, and None comes back when all are."""
+    weights = None
+    for factor in factors:
+        if factor is not None:
+            weights = factor if weights is None else weights * factor
+    return weights
+
+
+def weights_by_element(
+    n: int, k: int, element: np.ndarray | None, sample_weight: np.ndarray | None
+) -> np.ndarray:
+    r""":math:`w_e = s_i v_e`, flat over the ``(n, k)`` element grid (what the metrics weigh
+    their entries by)."""
+    if element is None:
+        weights = np.ones(n * k)
+    else:
+        weights = np.array(element, dtype=np.float64, copy=True)
+    if sample_weight is not None:
+        weights.reshape(n, k)[:] *= sample_weight[:, None]
+    return weights
+
+
 def weigh(n: int, k: int, element: np.ndarray | None, sample_weight: np.ndarray | None) -> Weights:
     """The weights of an element grid of ``n`` samples by ``k`` elements: ``element`` (flat,
     ``n * k``, None = all ones) inside each sample, ``sample_weight`` (``n``, None = all ones)."""
@@ -184,6 +209,18 @@ def mean_weight_grid(weights: Weights) -> np.ndarray:
     if sample is not None:
         grid *= sample[:, None]
     return grid
+
+
+def column_means(element_losses: np.ndarray, weights: Weights) -> np.ndarray:
+    r"""The weighted mean over samples of each element position (a class, for the overlap
+    losses' ``per_class``): :math:`\sum_i w_{ik} l_{ik} / \sum_i w_{ik}`, 0 where the weights
+    are 0; formed from the scaled weights, so tiny weights do not underflow."""
+    grid = (weights.n_samples, weights.elements_per_sample)
+    w = mean_weight_grid(weights)
+    totals = w.sum(axis=0)
+    means = np.zeros(grid[1])
+    np.divide((w * element_losses.reshape(grid)).sum(axis=0), totals, out=means, where=totals > 0)
+    return means
 
 
 def gradient_scale(weights: Weights, reduction: Reduction) -> np.ndarray:

@@ -5,6 +5,8 @@ Every function here is finite for every finite input, including logits of :math:
 
 import math
 
+import numpy as np
+
 from service.kernels.jit import kernel
 
 
@@ -58,3 +60,17 @@ def logistic(x):
     if x >= 0.0:
         return x + log_term, log_term, big, small
     return log_term, -x + log_term, small, big
+
+
+@kernel
+def _sigmoid_into(logits, out):
+    for i in range(logits.size):
+        out[i] = sigmoid(logits[i])
+
+
+def sigmoids(logits: np.ndarray) -> np.ndarray:
+    """:func:`sigmoid` of every entry (the metrics' ``from_logits``), in the logits' shape."""
+    flat = np.ascontiguousarray(logits, dtype=np.float64).reshape(-1)
+    out = np.empty_like(flat)
+    _sigmoid_into(flat, out)
+    return out.reshape(np.shape(logits))

@@ -12,7 +12,16 @@ from pydantic import Field, StrictInt
 
 from service.kernels import categorical as kernels
 from service.losses.domains import probabilities_and_soft_targets, probability_predictions
-from service.losses.fields import Alpha, ClassWeight, Eps, FromLogits, Gamma, LabelSmoothing, Margin
+from service.losses.fields import (
+    Alpha,
+    ClassWeight,
+    Eps,
+    FromLogits,
+    Gamma,
+    LabelSmoothing,
+    Margin,
+    NoParams,
+)
 from service.losses.registry import Formula, LossSpec, Params, register
 from service.validation.contracts import Batch, ClassAxis, ClassLabels
 from service.validation.domain import require_range
@@ -41,10 +50,6 @@ class CategoricalFocalParams(Params):
     alpha: Alpha = None
     from_logits: FromLogits = False
     eps: Eps = 1e-7
-
-
-class NoParams(Params):
-    """This loss has no parameters."""
 
 
 class MultiMarginParams(Params):

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import Field, Strict, StrictBool
 
+from service.validation.structure import Params
+
 #: A float that accepts integers and refuses strings and booleans.
 Float = Annotated[float, Strict()]
 NonNegative = Annotated[float, Strict(), Field(ge=0)]
@@ -51,3 +53,7 @@ ClassWeight = Annotated[
     list[NonNegative] | None,
     Field(min_length=1, description="One non-negative weight per class (C numbers); null = all 1."),
 ]
+
+
+class NoParams(Params):
+    """This loss has no parameters."""

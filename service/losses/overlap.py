@@ -14,7 +14,7 @@ from pydantic import Field, Strict, StrictBool
 from service.kernels import overlap as kernels
 from service.losses.fields import ClassWeight, DenominatorEps, FromLogits
 from service.losses.registry import Formula, LossSpec, Params, register
-from service.reduction import Reduced, Weights, mean_weight_grid
+from service.reduction import Reduced, Weights, column_means
 from service.validation.contracts import Batch, Overlap
 from service.validation.domain import require_probabilities, require_range
 
@@ -75,12 +75,7 @@ def per_class(
     batch: Batch, losses: np.ndarray, weights: Weights, reduced: Reduced, params: Any
 ) -> dict:
     """extras.per_class[c]: the weighted mean over samples of class c's element losses."""
-    grid = (weights.n_samples, weights.elements_per_sample)
-    w = mean_weight_grid(weights)  # scaled by a power of two: tiny weights do not underflow
-    totals = w.sum(axis=0)
-    means = np.zeros(grid[1])
-    np.divide((w * losses.reshape(grid)).sum(axis=0), totals, out=means, where=totals > 0)
-    return {"per_class": means}
+    return {"per_class": column_means(losses, weights)}
 
 
 def _overlap(**fields) -> LossSpec:

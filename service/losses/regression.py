@@ -9,17 +9,13 @@ from __future__ import annotations
 from pydantic import Field, StrictBool
 
 from service.kernels import regression as kernels
-from service.losses.fields import Float
+from service.losses.fields import Float, NoParams
 from service.losses.registry import Formula, LossSpec, Params, register
 from service.validation.contracts import Batch, Elementwise
 from service.validation.domain import require_above
 
 ELEMENTWISE = Elementwise()
 EXAMPLE = {"predictions": [[0.5, 1.0], [2.0, -1.0]], "targets": [[0.0, 1.5], [2.5, -1.0]]}
-
-
-class NoParams(Params):
-    """This loss has no parameters."""
 
 
 class HuberParams(Params):

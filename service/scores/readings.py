@@ -13,6 +13,8 @@ from typing import Literal
 
 import numpy as np
 
+from service.kernels.stable import sigmoids
+from service.reduction import weights_by_element
 from service.scores.params import MetricRequest
 from service.validation.contracts import (
     Inputs,
@@ -154,18 +156,17 @@ def entry_weights(
     that excludes everything, and kept weights that sum to 0.
     """
     sample_weight = check_sample_weight(inputs.sample_weight, grid[0])
-    if sample_weight is None:
-        weight = np.ones(grid)
-    else:
-        weight = np.broadcast_to(sample_weight.reshape(-1, *[1] * (len(grid) - 1)), grid)
     mask, kept = inputs.mask, None
     if mask is not None:
         element_mask(mask, grid, f"{request.name} reads {entries} of a {shape_text(grid)} grid")
-        weight = weight * mask
         kept = mask.reshape(-1) != 0
         if not kept.any():
             raise DomainError(request.loc, f"{request.name}: mask excludes every entry")
-    weight = _keep(weight, kept)
+    n = grid[0]
+    element = None if mask is None else mask.reshape(-1)
+    weight = _keep(
+        weights_by_element(n, int(np.prod(grid[1:], dtype=np.int64)), element, sample_weight), kept
+    )
     if not weight.sum() > 0:
         raise DomainError(
             request.loc,
@@ -192,7 +193,7 @@ def binary_targets(targets: np.ndarray, request: MetricRequest) -> np.ndarray:
 def probabilities(predictions: np.ndarray, from_logits: bool, request: MetricRequest) -> np.ndarray:
     """Probabilities in [0, 1] as they are, or the sigmoid of logits."""
     if from_logits:
-        return sigmoid(predictions)
+        return sigmoids(predictions)
     _refuse_first(
         request,
         predictions,
@@ -201,12 +202,6 @@ def probabilities(predictions: np.ndarray, from_logits: bool, request: MetricReq
         "is outside [0, 1]" + FROM_LOGITS_HINT,
     )
     return predictions
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    """``1 / (1 + exp(-z))``, computed without overflow on either side."""
-    exp_minus_abs = np.exp(-np.abs(logits))
-    return np.where(logits >= 0, 1.0 / (1.0 + exp_minus_abs), exp_minus_abs / (1.0 + exp_minus_abs))
 
 
 def integer_labels(targets: np.ndarray, classes: int, request: MetricRequest) -> np.ndarray:

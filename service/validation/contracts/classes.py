@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from service.reduction import inner_weights
 from service.validation.contracts.base import (
     Batch,
     Inputs,
@@ -165,10 +166,9 @@ class ClassLabels:
                     f"{classes} classes; class_weight must have {classes}",
                 )
             per_label = np.asarray(class_weight, dtype=np.float64)[np.clip(labels, 0, classes - 1)]
-            weights = per_label.reshape(-1) if weights is None else weights * per_label.reshape(-1)
+            weights = inner_weights(weights, per_label.reshape(-1))
         if ignored is not None and ignored.any():
-            kept = (~ignored).astype(np.float64).reshape(-1)
-            weights = kept if weights is None else weights * kept
+            weights = inner_weights(weights, (~ignored).astype(np.float64).reshape(-1))
         return Batch(
             predictions=predictions,
             targets=targets,

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from service.reduction import inner_weights
 from service.validation.contracts.base import (
     Batch,
     Inputs,
@@ -77,8 +78,7 @@ class Overlap:
             per_class = per_class.copy()
             per_class[0] = 0.0
         if params.class_weight is not None or per_class[0] == 0.0:
-            tiled = np.tile(per_class, samples)
-            weights = tiled if weights is None else weights * tiled
+            weights = inner_weights(weights, np.tile(per_class, samples))
         return Batch(
             predictions=predictions,
             targets=targets,  # as sent: domain messages name the client's indices
