@@ -108,8 +108,7 @@ class HttpApp:
         if reply is not None:
             # A scoring route may answer before its body was read whole (413, 408, 503, ...):
             # the connection then closes, since the rest of the body is never read.
-            close = match is not None and any(r.scoring for r in match.by_method.values())
-            unread = close and not request.progress.complete
+            unread = match is not None and match.reads_body and not request.progress.complete
             await _send(send, reply, request_id, headers, unread, head=method == "HEAD")
 
     async def dispatch(

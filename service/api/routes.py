@@ -104,10 +104,14 @@ class Route:
 class Match:
     """What the router found for a path: the routes by method, the path parameters."""
 
-    __slots__ = ("by_method", "params", "template")
+    __slots__ = ("by_method", "params", "reads_body", "template")
 
-    def __init__(self, template: str, by_method: dict[str, Route], params: dict[str, str]):
+    def __init__(
+        self, template: str, by_method: dict[str, Route], params: dict[str, str], reads_body: bool
+    ) -> None:
         self.template, self.by_method, self.params = template, by_method, params
+        #: A scoring route serves this path: an answer before its body was read closes.
+        self.reads_body = reads_body
 
     def allowed(self) -> list[str]:
         methods = list(self.by_method)
@@ -117,37 +121,50 @@ class Match:
 
 
 class Router:
-    """Paths to routes: fixed paths by dictionary, templates segment by segment."""
+    """Paths to routes: fixed paths by dictionary; templates by their segment count and first
+    two segments (every template starts with two literal ones: ``/v1/losses/{name}``), then
+    segment by segment."""
 
     def __init__(self, routes: Iterable[Route]) -> None:
         self.fixed: dict[str, dict[str, Route]] = {}
-        self.templates: dict[int, list[tuple[tuple[str, ...], str, dict[str, Route]]]] = {}
+        self.templates: dict[tuple[int, str, str], list[tuple[list[str], str, dict[str, Route]]]]
+        self.templates = {}
+        self.reading: set[str] = set()  # templates with a scoring route
         for route in routes:
+            if route.scoring:
+                self.reading.add(route.path)
             if "{" not in route.path:
                 self.fixed.setdefault(route.path, {})[route.method] = route
                 continue
-            segments = tuple(route.path.split("/"))
-            candidates = self.templates.setdefault(len(segments), [])
+            segments = route.path.split("/")
+            if any("{" in part for part in segments[:3]):
+                raise ValueError(f"{route.path}: a template starts with two literal segments")
+            key = (len(segments), segments[1], segments[2])
+            candidates = self.templates.setdefault(key, [])
             same = [by_method for _, template, by_method in candidates if template == route.path]
             if same:
                 same[0][route.method] = route
             else:
-                candidates.append((segments, route.path, {route.method: route}))
+                candidates.append((segments[3:], route.path, {route.method: route}))
 
     def match(self, path: str) -> Match | None:
         by_method = self.fixed.get(path)
         if by_method is not None:
-            return Match(path, by_method, {})
+            return Match(path, by_method, {}, path in self.reading)
         parts = path.split("/")
-        for segments, template, by_method in self.templates.get(len(parts), ()):
+        if len(parts) < 4:
+            return None
+        for segments, template, by_method in self.templates.get(
+            (len(parts), parts[1], parts[2]), ()
+        ):
             params = {}
-            for pattern, part in zip(segments, parts, strict=True):
-                if pattern.startswith("{"):
+            for pattern, part in zip(segments, parts[3:], strict=True):
+                if pattern[:1] == "{":
                     if not part:
                         break
                     params[pattern[1:-1]] = part
                 elif pattern != part:
                     break
             else:
-                return Match(template, by_method, params)
+                return Match(template, by_method, params, template in self.reading)
         return None

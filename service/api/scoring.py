@@ -10,13 +10,21 @@ size, time, the worker's byte budget charged with the bytes that arrive), choose
 
 from __future__ import annotations
 
-from functools import partial
+from functools import lru_cache, partial
 
 from service.api.body import BodyLimits, read_body, watch_disconnect
 from service.api.problems import Reply, problem_reply
 from service.api.routes import Request
 from service.compute.pipeline import Decode
+from service.ops.settings import Settings
 from service.validation.errors import ServiceError
+
+
+@lru_cache(maxsize=8)
+def body_limits(settings: Settings) -> BodyLimits:
+    return BodyLimits(
+        settings.max_body_bytes, settings.body_timeout_seconds, settings.body_min_bytes_per_second
+    )
 
 
 async def score(
@@ -24,16 +32,14 @@ async def score(
 ) -> Reply:
     """Read the body, then decode, compute and answer it in the pipeline."""
     pipeline = request.services.pipeline
-    settings = request.services.settings
     holding = pipeline.holding()
     try:
-        limits = BodyLimits(
-            settings.max_body_bytes,
-            settings.body_timeout_seconds,
-            settings.body_min_bytes_per_second,
-        )
         body = await read_body(
-            request.receive, request.header(b"content-length"), limits, holding, request.progress
+            request.receive,
+            request.header(b"content-length"),
+            body_limits(request.services.settings),
+            holding,
+            request.progress,
         )
         # A compressed body's decoded size is unknown until inflated: the heavy lane decodes it.
         heavy = compressed or len(body) >= pipeline.heavy_message_bytes

@@ -72,12 +72,14 @@ class LossSpec:
 
     def kernel_arguments(self, params: Any) -> tuple[Any, ...]:
         """The kernel's options after ``gradient``, in its declared order, by name."""
-        given = self.kernel_args(params) if self.kernel_args is not None else {}
         names = kernel_options(self.kernel)
-        unknown = given.keys() - set(names)
-        if unknown:
-            raise TypeError(f"{self.name}: the kernel takes no option(s) {sorted(unknown)}")
-        return tuple(given[name] if name in given else getattr(params, name) for name in names)
+        if self.kernel_args is None:
+            return tuple([getattr(params, name) for name in names])
+        given = self.kernel_args(params)
+        for name in given:
+            if name not in names:
+                raise TypeError(f"{self.name}: the kernel takes no option {name!r}")
+        return tuple([given[name] if name in given else getattr(params, name) for name in names])
 
 
 @cache

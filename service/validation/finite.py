@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from service.kernels.finite import all_finite
 from service.validation.errors import DomainError, body_loc, index_text
 
 #: Arrays of a request have at most this many dimensions.
@@ -15,15 +14,15 @@ MAX_DIMENSIONS = 32
 def first_non_finite(array: np.ndarray) -> int | None:
     """The flat index of the first NaN or infinite entry, or None when every entry is finite.
 
-    A finite sum proves every entry finite (one NaN or infinity makes the sum NaN or infinite),
-    and costs one pass with no temporary; the exact scan runs only when the sum is not finite.
+    One pass with no temporary and no overflow (:func:`service.kernels.finite.all_finite`);
+    the exact scan runs only when some entry is not finite.
     """
-    with np.errstate(over="ignore", invalid="ignore"):  # a sum of finite values may overflow
-        total = array.sum()
-    if math.isfinite(total):
+    flat = array.reshape(-1)
+    if flat.dtype != np.float64:
+        flat = flat.astype(np.float64)
+    if all_finite(flat):
         return None
-    finite = np.isfinite(array)
-    return None if finite.all() else int(np.argmin(finite))  # None: the sum overflowed
+    return int(np.argmin(np.isfinite(flat)))
 
 
 def require_finite(array: np.ndarray, field: str) -> None:
