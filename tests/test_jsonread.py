@@ -2,7 +2,7 @@
 
 - Numbers: every token's double is compared bit for bit with ``float(text)`` (round-trip
   printers: the printed double itself), on a million random doubles and on hard cases.
-- Documents and arrays: Hypothesis bodies read by the previous decoder (``tests/jsonread_reference.py``) +
+- Documents and arrays: Hypothesis bodies read by the previous decoder (``tests/reference/jsonread.py``) +
   ``codec.to_array`` and by the reader must give the same values, or the same error (class,
   ``loc``, message); both paths of array shapes (recorded by the scan, or walked) are checked.
 - Memory, in a subprocess: pathological bodies stay within the budget.
@@ -26,10 +26,10 @@ from hypothesis import strategies as st
 from service.api import codec
 from service.api.jsonread import JsonArray, read, warm
 from service.validation.errors import MalformedBody, PayloadTooLarge, StructureError
-from tests import jsonread_draws as draws
-from tests import jsonread_reference as reference
-from tests.jsonread_numbers import HARD_NUMBERS, halfway_texts
-from tests.jsonread_reference import reading, reference_reading, refused_on_purpose
+from tests.reference import jsonread as reference
+from tests.reference.jsonread import reading, reference_reading, refused_on_purpose
+from tests.strategies import jsonread as draws
+from tests.strategies.jsonread_numbers import HARD_NUMBERS, halfway_texts
 
 RECORDED_AND_WALKED = pytest.mark.parametrize("record_bytes", [0, 10**12])
 

@@ -29,7 +29,7 @@ from service.validation.errors import (
     RequestTimeout,
     WorkTooLarge,
 )
-from tests.asgi_scope import post_scope
+from tests.support.asgi import post_scope
 
 
 def scripted(messages: list[dict | None], log: list[str] | None = None):

@@ -31,7 +31,7 @@ import service.losses  # noqa: F401  (registers every loss)
 from service.app import create_app
 from service.compute import engine
 from service.ops.settings import Settings
-from tests.asgi_scope import post_scope
+from tests.support.asgi import post_scope
 
 ROWS = 20_000  # (20,000, 10) predictions: a body of ~4-5 MB
 MARGIN = 512 * 1024  # bytes still allocated after a request (metric children, caches)

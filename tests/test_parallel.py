@@ -13,7 +13,7 @@ import pytest
 from service.compute import engine, parallel
 from service.losses.registry import REGISTRY
 from service.validation.contracts import Inputs
-from tests.samplers import kinds_of, random_case, ranks_of
+from tests.strategies.samplers import kinds_of, random_case, ranks_of
 
 CASES = [
     pytest.param(name, kind, rank, id=f"{name}-{kind}-rank{rank}")

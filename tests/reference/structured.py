@@ -2,50 +2,41 @@
 
 Nothing here imports from ``service``. Plain Python floats, loops and the ``math`` module; sums
 use ``math.fsum``. Unlike the elementwise and categorical losses, an element here sees many
-entries of predictions, so each loss has a :class:`Structured` record:
+entries of predictions, so each loss gives (and :data:`tests.reference.REFERENCES` records):
 
-- ``grid(shape, params)``: the element grid (what ``mask`` must be) for predictions of
+- a grid ``(shape, params)``: the element grid (what ``mask`` must be) for predictions of
   ``shape``;
-- ``losses(predictions, targets, params)``: l_e for every element, in C order of the grid;
-- ``weights(predictions, targets, params)``: each element's weight factor inside its sample
+- losses ``(predictions, targets, params)``: l_e for every element, in C order of the grid;
+- weights ``(predictions, targets, params)``: each element's weight factor inside its sample
   besides the mask (class weight, background, ignore_index); None = all 1;
-- ``owners(predictions, targets, params)``: for every entry of predictions, the elements whose
-  loss it enters (an entry outside every weighted element must get a gradient of exactly 0).
+- owners ``(predictions, targets, params)``: for every entry of predictions, the elements whose
+  loss it enters (an entry outside every weighted element must get a gradient of exactly 0);
+- extras: what the loss adds to its result (``per_class``, ``perplexity`` and ``tokens``).
 
 Elements (API.md, LOSSES.md): a (sample, class) pair for dice / jaccard / tversky (grid (N, C),
 C = 1 in binary mode); a box for box_iou (grid = shape[:-1]); a token for sequence
 cross-entropy (grid (N, T)); a sequence for ctc (grid (N,)). A missing key in ``params`` takes
-the default stated in LOSSES.md. CTC is in :mod:`tests.reference_ctc`.
+the default stated in LOSSES.md. CTC is in :mod:`tests.reference.ctc`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from tests.reference_classification import (
+from tests.reference.classification import (
     DEFAULT_EPS,
     categorical_cross_entropy,
     log_softmax,
     one_hot,
     sigmoid,
 )
-from tests.reference_ctc import ctc_grid, ctc_losses, ctc_owners
 
 Params = Mapping[str, Any]
 Shape = tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Structured:
-    grid: Callable[[Shape, Params], Shape]
-    losses: Callable[[np.ndarray, np.ndarray, Params], list[float]]
-    weights: Callable[[np.ndarray, np.ndarray, Params], list[float] | None]
-    owners: Callable[[np.ndarray, np.ndarray, Params], np.ndarray]
 
 
 def _floats(array: np.ndarray) -> np.ndarray:
@@ -273,17 +264,6 @@ def token_weights(predictions: np.ndarray, targets: np.ndarray, params: Params) 
     return [0.0 if int(t) == ignore else 1.0 for t in _floats(targets).reshape(-1)]
 
 
-STRUCTURED: dict[str, Structured] = {
-    **{
-        name: Structured(overlap_grid, overlap_losses(name), overlap_weights, overlap_owners)
-        for name in OVERLAP_FORMULAS
-    },
-    "box_iou": Structured(box_grid, box_losses, lambda *args: None, last_axis_owners),
-    "sequence_cross_entropy": Structured(token_grid, token_losses, token_weights, last_axis_owners),
-    "ctc": Structured(ctc_grid, ctc_losses, lambda *args: None, ctc_owners),
-}
-
-
 # --- extras --------------------------------------------------------------------------------
 
 
@@ -293,8 +273,7 @@ def weighted_mean(pairs: list[tuple[float, float]]) -> float:
     return math.fsum(w * loss for w, loss in pairs) / total if total != 0 else 0.0
 
 
-def expected_extras(
-    name: str,
+def overlap_extras(
     losses: list[float],
     weights: list[float],
     sample_weight: np.ndarray | None,
@@ -303,30 +282,46 @@ def expected_extras(
     params: Params,
     mask: np.ndarray | None,
 ) -> dict[str, Any]:
-    """LOSSES.md / the contract decisions: ``per_class`` for the overlap losses (per class c,
-    the mean of l_(n, c) over the samples weighted by w_e = sample_weight x class weight x
-    mask); ``perplexity`` = exp(sum / weight_sum) (1 when weight_sum = 0) and ``tokens`` =
-    sum of mask x (target != ignore_index), without sample_weight, for sequence
-    cross-entropy. ``weights`` are the inner weights (mask included)."""
+    """LOSSES.md / the contract decisions: ``per_class`` (per class c, the mean of l_(n, c)
+    over the samples weighted by w_e = sample_weight x class weight x mask). ``weights`` are
+    the inner weights (mask included)."""
+    full = _full_weights(losses, weights, sample_weight, grid)
+    classes = grid[1]
+    return {
+        "per_class": [
+            weighted_mean([(full[i], losses[i]) for i in range(c, len(losses), classes)])
+            for c in range(classes)
+        ]
+    }
+
+
+def sequence_extras(
+    losses: list[float],
+    weights: list[float],
+    sample_weight: np.ndarray | None,
+    grid: Shape,
+    targets: np.ndarray,
+    params: Params,
+    mask: np.ndarray | None,
+) -> dict[str, Any]:
+    """``perplexity`` = exp(sum / weight_sum) (1 when weight_sum = 0) and ``tokens`` = sum of
+    mask x (target != ignore_index), without sample_weight (sequence cross-entropy)."""
+    full = _full_weights(losses, weights, sample_weight, grid)
+    total = math.fsum(w * loss for w, loss in zip(full, losses, strict=True))
+    weight_sum = math.fsum(full)
+    inner = token_weights(np.zeros(0), targets, params)
+    masked = [1.0] * len(inner) if mask is None else [float(m) for m in mask.reshape(-1)]
+    return {
+        "perplexity": math.exp(total / weight_sum) if weight_sum != 0 else 1.0,
+        "tokens": math.fsum(m * v for m, v in zip(masked, inner, strict=True)),
+    }
+
+
+def _full_weights(
+    losses: list[float], weights: list[float], sample_weight: np.ndarray | None, grid: Shape
+) -> list[float]:
+    """w_e = sample_weight[i] x v_e for every element."""
     samples = grid[0]
     per_sample = len(losses) // samples
     scale = [1.0] * samples if sample_weight is None else [float(w) for w in sample_weight]
-    full = [scale[i // per_sample] * v for i, v in enumerate(weights)]
-    if name in OVERLAP_FORMULAS:
-        classes = grid[1]
-        return {
-            "per_class": [
-                weighted_mean([(full[i], losses[i]) for i in range(c, len(losses), classes)])
-                for c in range(classes)
-            ]
-        }
-    if name == "sequence_cross_entropy":
-        total = math.fsum(w * loss for w, loss in zip(full, losses, strict=True))
-        weight_sum = math.fsum(full)
-        inner = token_weights(np.zeros(0), targets, params)
-        masked = [1.0] * len(inner) if mask is None else [float(m) for m in mask.reshape(-1)]
-        return {
-            "perplexity": math.exp(total / weight_sum) if weight_sum != 0 else 1.0,
-            "tokens": math.fsum(m * v for m, v in zip(masked, inner, strict=True)),
-        }
-    return {}
+    return [scale[i // per_sample] * v for i, v in enumerate(weights)]

@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 
 import service.losses  # noqa: F401  (registers every loss)
-from tests.draws_structured import from_corners
-from tests.reference_structured import box_loss
-from tests.samplers import Case, compute_case, random_case
-from tests.samplers import run_loss as run
-from tests.test_gradients import finite_difference_gradient
+from tests.reference.gradients import finite_difference_gradient
+from tests.reference.structured import box_loss
+from tests.strategies.samplers import Case, random_case
+from tests.strategies.structured import from_corners
+from tests.support.engine import compute_case
+from tests.support.engine import run_loss as run
 
 EPS = 1e-7
 VARIANTS = ("iou", "giou", "diou", "ciou")

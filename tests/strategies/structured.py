@@ -1,6 +1,6 @@
 """Random values inside the domains of the overlap, box and sequence losses (LOSSES.md).
 
-The parts :mod:`tests.samplers` assembles, with the signatures of :mod:`tests.draws`, plus
+The parts :mod:`tests.strategies.samplers` assembles, with the signatures of :mod:`tests.strategies.draws`, plus
 ``shape(rng, kind, rank, max_elements)``: these losses fix the meaning of their axes. A *kind*
 names what a test grid iterates over: ``"<mode>/<input>"`` for the overlap losses (modes
 binary, multilabel, multiclass with one-hot targets, multiclass-labels with an integer class
@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.draws import (
+from tests.reference.ctc import feasible
+from tests.strategies.draws import (
     KINK_MARGIN,
     Params,
     eps_params,
@@ -34,7 +35,6 @@ from tests.draws import (
     smoothing_params,
     soft_or_hard_labels,
 )
-from tests.reference_ctc import feasible
 
 INPUTS = ("probabilities", "logits")
 OVERLAP_MODES = ("binary", "multilabel", "multiclass", "multiclass-labels")

@@ -1,4 +1,4 @@
-"""The service agrees with the naive reference (tests/reference.py) to 1e-10 on random inputs.
+"""The service agrees with the naive references (tests/reference/) to 1e-10 on random inputs.
 
 Every loss, every input kind it takes (probabilities and logits where it has ``from_logits``;
 for the overlap losses every mode times both, for box_iou every variant times every box
@@ -31,8 +31,8 @@ from hypothesis import strategies as st
 import service.losses  # noqa: F401  (registers every loss)
 from service.losses.registry import REGISTRY
 from tests import reference
-from tests.reference_structured import expected_extras
-from tests.samplers import Case, compute_case, kinds_of, random_case, ranks_of, select_samples
+from tests.strategies.samplers import Case, kinds_of, random_case, ranks_of, select_samples
+from tests.support.engine import compute_case
 
 RELATIVE = 1e-10
 ABSOLUTE = 1e-12
@@ -79,8 +79,8 @@ def check_extras(case: Case, result, losses, weights, magnitude) -> None:
     plain sum of weights, like weight_sum."""
     grid = reference.element_grid(case.name, case.predictions.shape, case.params)
     args = (case.sample_weight, grid, case.targets, case.params, case.mask)
-    expected = expected_extras(case.name, losses, weights, *args)
-    sizes = expected_extras(case.name, [abs(x) for x in losses], weights, *args)
+    expected = reference.extras(case.name, losses, weights, *args)
+    sizes = reference.extras(case.name, [abs(x) for x in losses], weights, *args)
     for key, want in expected.items():
         assert key in result.extras, f"extras has no {key!r}: {sorted(result.extras)}"
         got = np.asarray(result.extras[key], dtype=np.float64)

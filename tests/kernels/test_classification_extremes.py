@@ -18,12 +18,14 @@ from pydantic import ValidationError
 import service.losses  # noqa: F401  (registers every loss)
 from service.losses.registry import REGISTRY
 from tests import reference
-from tests.reference_classification import BINARY, DENSE, LABELS
-from tests.samplers import Case, compute_case, kinds_of, random_case
-from tests.samplers import run_loss as run
+from tests.strategies.samplers import Case, kinds_of, random_case
+from tests.support.engine import compute_case
+from tests.support.engine import run_loss as run
 
 LOG_2 = 0.6931471805599453  # ln 2 = 0.693147180559945309417...
-CLASSIFICATION = sorted((*BINARY, *DENSE, *LABELS))
+CLASSIFICATION = sorted(
+    name for name, spec in REGISTRY.items() if spec.family in ("binary", "categorical")
+)
 PROBABILITY_LOSSES = [name for name in CLASSIFICATION if "probabilities" in kinds_of(name)]
 
 
@@ -54,9 +56,9 @@ EXTREME_PARAMS = [
 def extreme_case(name: str, params: dict) -> Case:
     """Logits of +-1e4, 0 and a few between, in (4, 3); every kind of target the loss takes."""
     logits = np.array(EXTREME_LOGITS).reshape(4, 3)
-    if name in BINARY:
+    if REGISTRY[name].family == "binary":
         targets = np.array([[0, 1, 0.3], [1, 0, 1], [0, 0.5, 1], [1, 1, 0]], dtype=float)
-    elif name in LABELS:
+    elif reference.REFERENCES[name].layout == "labels":
         targets = np.array([1.0, 0.0, 2.0, -100.0])
     else:  # one-hot, soft and half-zero rows
         targets = np.array([[0, 1, 0], [0.2, 0.3, 0.5], [1, 0, 0], [0.5, 0, 0.5]], dtype=float)

@@ -1,4 +1,5 @@
-"""Hand-computed values, each with where it comes from, and the extremes of float64.
+"""Regression losses: hand-computed values, each with where it comes from, and the extremes of
+float64.
 
 Provenance is written next to every number: "by hand" means from the formula in
 ../shared/LOSSES.md and the conventions in ../shared/API.md with pencil-and-paper arithmetic;
@@ -18,7 +19,8 @@ import pytest
 import service.losses  # noqa: F401  (registers every loss)
 from service.losses.registry import REGISTRY
 from service.validation.errors import NonFiniteResult
-from tests.samplers import Case, compute_case, random_case
+from tests.strategies.samplers import Case, random_case
+from tests.support.engine import compute_case
 
 RELATIVE = 1e-15
 
@@ -288,9 +290,9 @@ def test_overflowing_rate_names_the_sample():
 
 def test_every_loss_has_a_golden_value():
     """A loss added to the registry gets its own hand-computed test: the regression losses in
-    this file, the binary and categorical ones in test_classification_numeric.py, the overlap
-    ones in test_structured_numeric.py, box_iou in test_box_numeric.py, and the sequence ones
-    in test_sequence_numeric.py."""
+    this file, the binary and categorical ones in test_classification_golden.py, the overlap
+    ones in test_overlap_golden.py, box_iou in test_box_golden.py, and the sequence ones in
+    test_sequence_golden.py (all in tests/kernels/)."""
     regression = {
         "mse",
         "mae",
@@ -315,7 +317,7 @@ def test_every_loss_has_a_golden_value():
         "kl_divergence",
     }
     structured = {"dice", "jaccard", "tversky", "box_iou", "sequence_cross_entropy", "ctc"}
-    custom = {"custom"}  # tests/test_custom.py
+    custom = {"custom"}  # tests/expressions/
     assert set(REGISTRY) == regression | classification | structured | custom
 
 

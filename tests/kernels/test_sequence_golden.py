@@ -20,9 +20,10 @@ import pytest
 import service.losses  # noqa: F401  (registers every loss)
 from service.validation.errors import ServiceError
 from tests import reference
-from tests.samplers import Case, compute_case
-from tests.samplers import run_loss as run
-from tests.test_gradients import finite_difference_gradient
+from tests.reference.gradients import finite_difference_gradient
+from tests.strategies.samplers import Case
+from tests.support.engine import compute_case
+from tests.support.engine import run_loss as run
 
 EPS = 1e-7
 LN_2 = 0.6931471805599453  # ln 2 = 0.693147180559945309417...

@@ -14,7 +14,7 @@ the last axis, or log(clip(p, eps, 1)) for probabilities (LOSSES.md: upper clip 
 element is a sequence: l_n = -log p(l | x), divided by max(L, 1) when ``length_normalized``;
 an infeasible sample (p = 0) is +inf, or 0 with ``zero_infinity``. The brute-force sum over
 every alignment path, an independent check of this recursion, is in
-tests/test_sequence_numeric.py.
+tests/kernels/test_sequence_golden.py.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.reference_classification import DEFAULT_EPS, log_softmax
+from tests.reference.classification import DEFAULT_EPS, log_softmax
 
 Params = Mapping[str, Any]
 

@@ -1,4 +1,6 @@
-"""Domain-aware random inputs for every loss, from a numpy Generator.
+"""Domain-aware random inputs for every loss, from a numpy Generator: :data:`SAMPLERS`, the one
+table keyed by canonical loss name (adding a loss means one entry here and one reference in
+:data:`tests.reference.REFERENCES`).
 
 Each loss has a :class:`Sampler` that draws valid params, targets and predictions inside the
 loss's domain (LOSSES.md) for each *kind* of input it takes: ``"logits"`` and
@@ -11,30 +13,24 @@ for mape, targets away from 0) and probabilities in [0.02, 0.98], where clipping
 
 :func:`random_case` draws a shape of a rank the loss takes (elementwise losses 1 to 4;
 categorical ``(N, C)``, ``(N, C, d1)``, ``(N, C, d1, d2)``; multi_margin ``(N, C)`` only; the
-overlap, box and sequence losses draw their own shapes, see :mod:`tests.draws_structured`) and
-optionally sample weights and a mask of the element grid's shape. :func:`select_samples` takes
-some samples of a case (with the per-sample params of CTC); :func:`element_losses_by_mask`
-reads every element loss of a structured loss off the service. :func:`compute_case` runs
-the service on a case, the one place the tests build ``Inputs``; :func:`run_loss` does so on
-literal arrays. The draws themselves (per domain) are in :mod:`tests.draws` and
-:mod:`tests.draws_structured`.
+overlap, box and sequence losses draw their own shapes, see :mod:`tests.strategies.structured`)
+and optionally sample weights and a mask of the element grid's shape. :func:`select_samples`
+takes some samples of a case (with the per-sample params of CTC). The draws themselves (per
+domain) are in :mod:`tests.strategies.draws` and :mod:`tests.strategies.structured`; running the
+service on a case is :func:`tests.support.engine.compute_case`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-import service.losses  # noqa: F401  (registers every loss)
-from service.compute.engine import LossResult, compute
-from service.losses.registry import REGISTRY, canonical_name
-from service.validation.contracts import Inputs
-from tests import draws
-from tests import draws_structured as structured
-from tests.reference import CUSTOM_EXPRESSION, element_grid, has_class_axis
+from tests.reference import element_grid, has_class_axis
+from tests.reference.regression import CUSTOM_EXPRESSION
+from tests.strategies import draws, structured
 
 Params = dict[str, Any]
 Shape = tuple[int, ...]
@@ -79,6 +75,27 @@ class Sampler:
     ranks: tuple[int, ...] = (1, 2, 3, 4)
     shape: Callable[[np.random.Generator, str, int, int], Shape] | None = None
     targets_by_kind: bool = False  # targets(rng, shape, params, smooth, kind)
+
+
+STRUCTURED_RANKS = {"overlap": (2, 3, 4), "box": (2, 3), "sequence": (3,)}
+
+
+def overlap_sampler(name: str) -> Sampler:
+    """dice, jaccard and tversky: every mode times probabilities and logits; targets by kind."""
+    return Sampler(
+        structured.overlap_params(name),
+        structured.overlap_targets,
+        structured.overlap_predictions,
+        kinds=structured.OVERLAP_KINDS,
+        ranks=STRUCTURED_RANKS["overlap"],
+        shape=structured.overlap_shape,
+        targets_by_kind=True,
+    )
+
+
+def custom_params(rng: np.random.Generator, kind: str, shape: Shape) -> Params:
+    """The generic tests' expression (tests.reference.regression.CUSTOM_EXPRESSION), k > 0."""
+    return {"expression": CUSTOM_EXPRESSION, "constants": {"k": float(rng.uniform(0.1, 2.0))}}
 
 
 SAMPLERS: dict[str, Sampler] = {
@@ -165,51 +182,36 @@ SAMPLERS: dict[str, Sampler] = {
         kinds=LOGIT_KINDS,
         ranks=CATEGORICAL_RANKS,
     ),
+    "dice": overlap_sampler("dice"),
+    "jaccard": overlap_sampler("jaccard"),
+    "tversky": overlap_sampler("tversky"),
+    "box_iou": Sampler(
+        structured.box_params,
+        structured.box_targets,
+        structured.box_predictions,
+        structured.box_rough,
+        structured.BOX_KINDS,
+        STRUCTURED_RANKS["box"],
+        structured.box_shape,
+    ),
+    "sequence_cross_entropy": Sampler(
+        structured.sequence_params,
+        structured.sequence_targets,
+        draws.probabilities_or_logits,
+        kinds=LOGIT_KINDS,
+        ranks=STRUCTURED_RANKS["sequence"],
+        shape=structured.sequence_shape,
+    ),
+    "ctc": Sampler(
+        structured.ctc_params,
+        structured.ctc_targets,
+        structured.ctc_predictions,
+        kinds=LOGIT_KINDS,
+        ranks=STRUCTURED_RANKS["sequence"],
+        shape=structured.ctc_shape,
+    ),
+    "custom": Sampler(custom_params, draws.normal_targets, draws.near_targets),
 }
-STRUCTURED_RANKS = {"overlap": (2, 3, 4), "box": (2, 3), "sequence": (3,)}
-for _name in ("dice", "jaccard", "tversky"):
-    SAMPLERS[_name] = Sampler(
-        structured.overlap_params(_name),
-        structured.overlap_targets,
-        structured.overlap_predictions,
-        kinds=structured.OVERLAP_KINDS,
-        ranks=STRUCTURED_RANKS["overlap"],
-        shape=structured.overlap_shape,
-        targets_by_kind=True,
-    )
-SAMPLERS["box_iou"] = Sampler(
-    structured.box_params,
-    structured.box_targets,
-    structured.box_predictions,
-    structured.box_rough,
-    structured.BOX_KINDS,
-    STRUCTURED_RANKS["box"],
-    structured.box_shape,
-)
-SAMPLERS["sequence_cross_entropy"] = Sampler(
-    structured.sequence_params,
-    structured.sequence_targets,
-    draws.probabilities_or_logits,
-    kinds=LOGIT_KINDS,
-    ranks=STRUCTURED_RANKS["sequence"],
-    shape=structured.sequence_shape,
-)
-SAMPLERS["ctc"] = Sampler(
-    structured.ctc_params,
-    structured.ctc_targets,
-    structured.ctc_predictions,
-    kinds=LOGIT_KINDS,
-    ranks=STRUCTURED_RANKS["sequence"],
-    shape=structured.ctc_shape,
-)
-SAMPLERS["custom"] = Sampler(
-    lambda rng, kind, shape: {
-        "expression": CUSTOM_EXPRESSION,
-        "constants": {"k": float(rng.uniform(0.1, 2.0))},
-    },
-    draws.normal_targets,
-    draws.near_targets,
-)
 #: Params that hold one entry per sample: selecting samples selects them too.
 PER_SAMPLE_PARAMS = ("target_lengths", "input_lengths")
 
@@ -337,65 +339,3 @@ def select_samples(case: Case, index, sample_weight=None, *, keep_weight: bool =
         None if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64),
         take(case.mask),
     )
-
-
-def element_losses_by_mask(case: Case) -> np.ndarray:
-    """The service's loss of every element of a structured loss (grid (N, K) flattened): for
-    each k, per_sample under a mask that keeps element k of every sample alone. Params that
-    only weigh (class_weight, include_background) are dropped, so no element weighs 0 but an
-    ignored token."""
-    params = {
-        key: value
-        for key, value in case.params.items()
-        if key not in ("class_weight", "include_background")
-    }
-    grid = element_grid(case.name, case.predictions.shape, params)
-    per_sample = int(np.prod(grid[1:]))
-    losses = np.zeros((case.n_samples, per_sample))
-    for k in range(per_sample):
-        mask = np.zeros((case.n_samples, per_sample))
-        mask[:, k] = 1.0
-        alone = replace(case, params=params, sample_weight=None, mask=mask.reshape(grid))
-        losses[:, k] = compute_case(alone, with_gradient=False).per_sample
-    return losses.reshape(-1)
-
-
-def compute_case(case: Case, reduction: str = "mean", with_gradient: bool = True) -> LossResult:
-    """The service's result for a case (the engine entry point every route goes through)."""
-    spec = REGISTRY[case.name]
-    inputs = Inputs(
-        predictions=case.predictions,
-        targets=case.targets,
-        sample_weight=case.sample_weight,
-        mask=case.mask,
-    )
-    return compute(spec, inputs, spec.params(**case.params), reduction, with_gradient)
-
-
-def run_loss(
-    name: str,
-    predictions,
-    targets,
-    params: Params | None = None,
-    reduction: str = "sum",
-    sample_weight=None,
-    mask=None,
-) -> LossResult:
-    """The service's result on literal arrays (nested lists or numpy), ``name`` a loss or an
-    alias; ``reduction`` "sum" by default, so a hand-computed gradient is each element's slope
-    times its weight."""
-
-    def as_array(values):
-        return None if values is None else np.ascontiguousarray(values, dtype=np.float64)
-
-    canonical = canonical_name(name)
-    assert canonical is not None, f"unknown loss {name!r}"
-    case = Case(
-        canonical,
-        as_array(predictions),
-        as_array(targets),
-        dict(params or {}),
-        as_array(sample_weight),
-        as_array(mask),
-    )
-    return compute_case(case, reduction)

@@ -1,7 +1,7 @@
 """The returned gradient is d cost / d predictions: central differences of the reference cost.
 
-The finite differences differentiate the reference cost (:mod:`tests.reference`), which shares no
-code with the service, so a wrong derivative, a wrong chain-rule scale (1 / weight_sum under mean,
+The finite differences differentiate the reference cost (:mod:`tests.reference.gradients`), which
+shares no code with the service, so a wrong derivative, a wrong chain-rule scale (1 / weight_sum under mean,
 w_e under sum) or a mask, class weight or ignored label applied in the wrong place all show.
 Every loss, every rank it takes, and every input kind: both kinds where it has ``from_logits``
 (with logits the derivative is taken with respect to the logits, through the softmax or
@@ -32,48 +32,13 @@ import pytest
 import service.losses  # noqa: F401  (registers every loss)
 from service.losses.registry import REGISTRY
 from tests import reference
-from tests.samplers import Case, compute_case, kinds_of, random_case, ranks_of
+from tests.reference.gradients import finite_difference_gradient
+from tests.strategies.samplers import Case, kinds_of, random_case, ranks_of
+from tests.support.engine import compute_case
 
 LOSS_NAMES = sorted(REGISTRY)
 REDUCTIONS = ("mean", "sum")
-STEP = 1e-6
 TOLERANCE = 1e-6
-
-
-def finite_difference_gradient(
-    case: Case, reduction: str, step: float = STEP, relative: bool = True
-) -> np.ndarray:
-    """Central differences of the reference cost, one entry of predictions at a time, with step
-    ``step * max(1, |p|)`` (``relative``) or ``step``.
-
-    The weights do not depend on the predictions and the reduction is linear in the element
-    losses, so cost(p + h) - cost(p - h) is the reduction of the element-wise differences
-    l_e(p + h) - l_e(p - h); taking the differences first leaves the elements an entry does not
-    enter at exactly 0, so the rounding error scales with the elements it enters, not with the
-    whole cost (an O(1) cost would otherwise swamp a derivative of 1e-5 through a small weight).
-    """
-    weights = reference.element_weights(
-        case.name, case.predictions, case.targets, case.params, case.mask
-    )
-    gradient = np.zeros(case.predictions.shape)
-    flat_gradient = gradient.reshape(-1)
-    for index in range(case.predictions.size):
-        point = float(case.predictions.reshape(-1)[index])
-        h = step * max(1.0, abs(point)) if relative else step
-        losses = []
-        for shifted in (point + h, point - h):
-            predictions = case.predictions.copy()
-            predictions.reshape(-1)[index] = shifted
-            losses.append(
-                reference.element_losses(case.name, predictions, case.targets, case.params)
-            )
-        differences = [up - down for up, down in zip(*losses, strict=True)]
-        reduced = reference.reduce(
-            differences, case.n_samples, case.sample_weight, weights, reduction
-        )
-        # (point + h) - (point - h) as actually represented, not 2 * h.
-        flat_gradient[index] = reduced.cost / ((point + h) - (point - h))
-    return gradient
 
 
 def element_weights(case: Case) -> np.ndarray:

@@ -5,15 +5,15 @@ Nothing here imports from ``service``. Plain Python floats and the ``math`` modu
 textbook form that cannot overflow, so the references also give the limits at logits of
 +-1e4. Speed does not matter.
 
-Three shapes of element loss:
+Three shapes of element loss (:data:`tests.reference.REFERENCES` maps each onto the arrays):
 
-- ``BINARY[name](p, y, params, column)``: one entry of predictions and targets; ``column`` is
+- binary ``l(p, y, params, column)``: one entry of predictions and targets; ``column`` is
   the entry's index along the last axis (``pos_weight`` may give one weight per column);
-- ``DENSE[name](scores, targets, params)``: the class vector at one position and its
+- dense categorical ``l(scores, targets, params)``: the class vector at one position and its
   one-hot or soft target vector;
-- ``LABELS[name](scores, label, params)``: the class vector and its integer label;
-  ``LABEL_WEIGHTS[name](label, params)`` is the label's factor in the element weight
-  (0 for ``ignore_index``, ``class_weight[label]`` otherwise).
+- labelled categorical ``l(scores, label, params)``: the class vector and its integer label,
+  with ``weight(label, params)``, the label's factor in the element weight (0 for
+  ``ignore_index``, ``class_weight[label]`` otherwise).
 
 A missing key in ``params`` takes the default stated in LOSSES.md.
 """
@@ -21,7 +21,7 @@ A missing key in ``params`` takes the default stated in LOSSES.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 Params = Mapping[str, Any]
@@ -229,23 +229,6 @@ def sparse_label_weight(label: int, params: Params) -> float:
     return 1.0 if class_weight is None else float(class_weight[label])
 
 
-BINARY: dict[str, Callable[..., float]] = {
-    "binary_cross_entropy": binary_cross_entropy,
-    "binary_focal": binary_focal,
-    "hinge": hinge,
-    "squared_hinge": squared_hinge,
-}
-DENSE: dict[str, Callable[[Sequence[float], Sequence[float], Params], float]] = {
-    "categorical_cross_entropy": categorical_cross_entropy,
-    "categorical_focal": categorical_focal,
-    "categorical_hinge": categorical_hinge,
-    "kl_divergence": kl_divergence,
-}
-LABELS: dict[str, Callable[[Sequence[float], int, Params], float]] = {
-    "sparse_categorical_cross_entropy": sparse_categorical_cross_entropy,
-    "multi_margin": multi_margin,
-}
-LABEL_WEIGHTS: dict[str, Callable[[int, Params], float]] = {
-    "sparse_categorical_cross_entropy": sparse_label_weight,
-    "multi_margin": lambda label, params: 1.0,  # no ignore_index, no class_weight
-}
+def unit_label_weight(label: int, params: Params) -> float:
+    """Every label weighs 1 (multi_margin: no ignore_index, no class_weight)."""
+    return 1.0

@@ -3,8 +3,8 @@ per_class extras and extreme logits.
 
 Provenance is written next to every number: "by hand" means from the formulas in
 ../shared/LOSSES.md ("Overlap") and the conventions in ../shared/API.md, with the fractions
-worked out on paper. The box losses are in test_box_numeric.py, the sequence losses in
-test_sequence_numeric.py.
+worked out on paper. The box losses are in test_box_golden.py, the sequence losses in
+test_sequence_golden.py.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import pytest
 
 import service.losses  # noqa: F401  (registers every loss)
 from tests import reference
-from tests.samplers import Case, compute_case
-from tests.samplers import run_loss as run
-from tests.test_gradients import finite_difference_gradient
+from tests.reference.gradients import finite_difference_gradient
+from tests.strategies.samplers import Case
+from tests.support.engine import compute_case
+from tests.support.engine import run_loss as run
 
 OVERLAP = ("dice", "jaccard", "tversky")
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import service.losses  # noqa: F401  (registers every loss)
-from tests.samplers import run_loss as run
+from tests.support.engine import run_loss as run
 
 RELATIVE = 1e-15
 LOG_2 = 0.6931471805599453  # by hand: ln 2 = 0.693147180559945309417...
