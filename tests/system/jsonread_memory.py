@@ -1,12 +1,13 @@
 """Peak memory of reading pathological bodies, measured in this process's RSS.
 
-Run as ``python -m tests.jsonread_memory [case ...]``: for each case it builds the body, resets
+Run as ``python -m tests.system.jsonread_memory [case ...]``: for each case it builds the body, resets
 the kernel's peak-RSS counter (``/proc/self/clear_refs``), reads the body in each flow
 (``service``: unknown keys counted, arrays at the request's paths as JsonArrays converted, the
 rest built or refused with 413; ``python``: every value built as Python objects or refused)
 and prints one JSON line ``{"case", "flow", "body", "peak", "ratio"}`` where ``peak`` is the
-RSS high-water mark above the RSS before the read (which already held the body). ``tests/test_jsonread.py``
-runs it in a subprocess; ``bench/json_read.py`` reports the figures.
+RSS high-water mark above the RSS before the read (which already held the body).
+``tests/system/test_jsonread_memory.py`` runs it in a subprocess; ``bench/json_read.py`` reports
+the figures.
 """
 
 from __future__ import annotations

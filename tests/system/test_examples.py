@@ -11,9 +11,12 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from tests.test_server import ROOT, clean_env, free_port, running
+from tests.support.paths import ROOT
+from tests.system.server import clean_env, free_port, running
 
 EXAMPLE = ROOT / "examples" / "shard_client.py"
+
+pytestmark = pytest.mark.system
 
 
 def load_example():

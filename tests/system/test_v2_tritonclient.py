@@ -13,8 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.test_server import clean_env, fetch, free_port, running
-from tests.test_v2_protocol import assert_same_numbers
+from tests.support.oip import assert_same_numbers
+from tests.system.server import clean_env, fetch, free_port, running
+
+pytestmark = pytest.mark.system
 
 httpclient = pytest.importorskip(
     "tritonclient.http", reason="tritonclient[http] is not installed (pip install -e '.[dev]')"

@@ -1,16 +1,15 @@
-"""Operating the service: API keys, request ids, JSON access logs, /metrics, overload 503s,
-the element limit decided before allocation, chunked encoding, and the
-SIGTERM drain of a real server process."""
+"""Operating the service through the ASGI app: API keys, request ids, JSON access logs,
+/metrics, overload 503s, the element limit decided before allocation and chunked encoding.
+The SIGTERM drain of a real server process and /metrics across workers are in
+tests/system/test_shutdown.py.
+"""
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import re
-import signal
 import threading
-import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -25,7 +24,8 @@ from service.compute import pipeline as scoring
 from service.ops.logs import JsonFormatter
 from service.ops.settings import Settings
 from service.validation.errors import PayloadTooLarge
-from tests.test_server import MSE_BODY, MSE_EXPECTED, clean_env, fetch, free_port, running
+from tests.support.mse import MSE_BODY
+from tests.support.prometheus import sample
 
 V2_MSE = {
     "inputs": [
@@ -136,15 +136,6 @@ def test_one_json_access_line_per_request_without_tensor_contents(
 
 
 # ---- metrics -----------------------------------------------------------------------------------
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        if all(f'{key}="{value}"' in line for key, value in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"no sample {name} {labels}")
 
 
 def test_metrics_count_requests_by_route_loss_and_status() -> None:
@@ -275,109 +266,3 @@ def test_chunked_encoding_is_byte_identical_to_one_orjson_call(shape: tuple[int,
         "label": '"loss-service-block-"',
     }
     assert codec.encode(payload) == orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-# ---- graceful shutdown of a real process --------------------------------------------------------
-
-
-def post_in_background(port: int, body: bytes, results: list) -> threading.Thread:
-    def run() -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        try:
-            connection.request("POST", "/v1/losses/mse", body, {"Content-Type": "application/json"})
-            response = connection.getresponse()
-            results.append((response.status, response.read()))
-        except OSError as error:
-            results.append((None, repr(error).encode()))
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
-
-
-def big_mse_body() -> tuple[bytes, float]:
-    rng = np.random.default_rng(3)
-    predictions, targets = rng.normal(size=(400, 1000)), rng.normal(size=(400, 1000))
-    body = orjson.dumps({"predictions": predictions, "targets": targets},
-                        option=orjson.OPT_SERIALIZE_NUMPY)  # fmt: skip
-    return body, float(np.mean((predictions - targets) ** 2))
-
-
-def test_sigterm_drains_then_finishes_in_flight_requests() -> None:
-    """SIGTERM: /readyz turns 503 while the worker still serves (drain), an in-flight request
-    completes with its full answer, and the process exits without being killed."""
-    port = free_port()
-    body, expected = big_mse_body()
-    env = clean_env(LOSS_SERVICE_DRAIN_SECONDS="2", LOSS_SERVICE_LOG_LEVEL="info")
-    with running(["--port", str(port)], env) as server:
-        server.wait_ready()
-        results: list = []
-        thread = post_in_background(port, body, results)
-        time.sleep(0.05)  # let the request reach the server before the signal
-        server.process.send_signal(signal.SIGTERM)
-        server.wait_for("SIGTERM: draining")
-        status, answer = fetch(port, "GET", "/readyz")
-        assert status == 503 and json.loads(answer) == {"status": "draining"}
-        status, answer = fetch(port, "POST", "/v1/losses/mse", MSE_BODY)  # still served
-        assert status == 200 and json.loads(answer)["cost"] == MSE_EXPECTED["cost"]
-        thread.join(timeout=60)
-        code, killed = server.stop()
-    assert not killed, server.output()
-    assert code in (0, -signal.SIGTERM), server.output()
-    assert results and results[0][0] == 200, results
-    assert json.loads(results[0][1])["cost"] == pytest.approx(expected, rel=1e-12)
-    assert "Application shutdown complete." in server.output()
-    access = [json.loads(line) for line in server.lines if '"logger":"service.access"' in line]
-    assert any(entry["status"] == 503 and entry["path"] == "/readyz" for entry in access)
-
-
-def test_metrics_aggregate_every_worker() -> None:
-    """With --workers 2 each worker is a process: /metrics (whichever answers) counts the
-    requests both served, through PROMETHEUS_MULTIPROC_DIR."""
-    port = free_port()
-    with running(["--workers", "2", "--port", str(port)], clean_env()) as server:
-        server.wait_ready(workers=2)
-        for _ in range(12):
-            status, _ = fetch(port, "POST", "/v1/losses/mse", MSE_BODY)
-            assert status == 200
-        counts = set()
-        for _ in range(4):
-            status, text = fetch(port, "GET", "/metrics")
-            assert status == 200
-            labels = {"route": "/v1/losses/{name}", "loss": "mse", "status": "200"}
-            counts.add(sample(text.decode(), "loss_service_requests_total", **labels))
-    assert counts == {12.0}
-
-
-# ---- the compute pool ----------------------------------------------------------------------
-
-
-def test_compute_pool_returns_every_result_and_error_to_its_caller() -> None:
-    import asyncio
-
-    from service.compute.pipeline import ComputePool
-
-    pool = ComputePool(2)
-
-    def boom() -> None:
-        raise ValueError("from a compute thread")
-
-    async def main() -> tuple[list, BaseException | None]:
-        results = await asyncio.gather(*(pool.run(lambda i=i: i * i) for i in range(500)))
-        try:
-            await pool.run(boom)
-        except ValueError as error:
-            return results, error
-        return results, None
-
-    try:
-        results, error = asyncio.run(main())
-        assert results == [i * i for i in range(500)]
-        assert str(error) == "from a compute thread"
-        pool.close()  # threads stop; the next run starts new ones
-        again, _ = asyncio.run(main())
-        assert again == results
-    finally:
-        pool.close()

@@ -1,7 +1,8 @@
-"""Connection guards (service/connections/) against a real ``python -m service`` on 127.0.0.1,
+"""Connection guards (service/api/connections/) against a real ``python -m service`` on 127.0.0.1,
 spoken to over raw sockets: header size limit (431), header deadline (408), the bound on open
-connections, and that keep-alive and pipelining still work; plus unit tests of the bound's
-derivation and of which connection is closed to make room.
+connections, and that keep-alive and pipelining still work. The unit tests of the bound's
+derivation and of which connection is closed to make room are in
+tests/api/test_connection_bound.py.
 
 Every wait is a blocking socket call with a generous timeout (a bound, not a measurement); no
 test sleeps. The servers run with a 1 s header timeout, so the deadline tests take about 1 s.
@@ -10,9 +11,7 @@ test sleeps. The servers run with a 1 s header timeout, so the deadline tests ta
 from __future__ import annotations
 
 import json
-import logging
 import os
-import pickle
 import resource
 import select
 import socket
@@ -22,19 +21,15 @@ from contextlib import contextmanager
 from typing import NamedTuple
 
 import pytest
-import uvicorn
 
 from service.api.connections.bound import (
-    UNLIMITED_FILES,
-    ConnectionTable,
-    Phase,
     derive_max_connections,
-    resolve_max_connections,
 )
-from service.api.connections.protocol import GuardedHttpToolsProtocol
-from tests.hostile_clients import rss_bytes
-from tests.test_server import MSE_BODY, MSE_EXPECTED, Server, clean_env, free_port, running
+from tests.support.mse import MSE_BODY, MSE_EXPECTED
+from tests.system.hostile_clients import rss_bytes
+from tests.system.server import Server, clean_env, free_port, running
 
+pytestmark = pytest.mark.system
 HEADER_TIMEOUT = 1.0  # s, LOSS_SERVICE_HEADER_TIMEOUT_SECONDS of the servers below
 KEEPALIVE = 3  # s, LOSS_SERVICE_KEEPALIVE_SECONDS (an int setting)
 MAX_CONNECTIONS = 40
@@ -434,73 +429,3 @@ def test_at_the_open_file_limit_health_is_served_and_busy_connections_survive() 
     finally:
         server.stop()
     assert "at the connection bound" in server.output()
-
-
-# ---- units: the bound and the choice of victim ------------------------------------------------
-
-
-def test_the_bound_leaves_ten_percent_and_32_files_for_the_process() -> None:
-    assert derive_max_connections(400) == 400 - 40 - 32 == 328
-    assert derive_max_connections(1024) == 1024 - 102 - 32 == 890
-    assert derive_max_connections(65_536) == 65_536 - 6553 - 32
-    assert derive_max_connections(35) == 1  # never below one
-    unlimited = derive_max_connections(UNLIMITED_FILES)
-    assert derive_max_connections(resource.RLIM_INFINITY) == unlimited
-
-
-def test_a_configured_bound_wins_and_one_past_the_file_limit_warns(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    assert resolve_max_connections(0, soft_limit=400) == 328
-    with caplog.at_level(logging.WARNING, logger="service"):
-        assert resolve_max_connections(40, soft_limit=400) == 40
-        assert not caplog.records
-        assert resolve_max_connections(1000, soft_limit=400) == 1000
-    assert "EMFILE" in caplog.text
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    assert resolve_max_connections(0) == derive_max_connections(soft)
-
-
-class FakeConnection:
-    def __init__(self, table: ConnectionTable, phase: Phase, responding: bool = False) -> None:
-        self.table, self.phase, self.responding = table, phase, responding
-        self.evicted = False
-        table.phases[phase][self] = None
-
-    def response_in_progress(self) -> bool:
-        return self.responding
-
-    def evict(self) -> None:
-        del self.table.phases[self.phase][self]
-        self.evicted = True
-
-
-def test_room_is_made_by_closing_headers_then_idle_then_bodies_never_busy() -> None:
-    table = ConnectionTable(max_connections=6)
-    busy = FakeConnection(table, Phase.BUSY)
-    answering = FakeConnection(table, Phase.BODY, responding=True)  # early answer being written
-    body = FakeConnection(table, Phase.BODY)
-    idle = FakeConnection(table, Phase.IDLE)
-    older_headers = FakeConnection(table, Phase.HEADERS)
-    newer_headers = FakeConnection(table, Phase.HEADERS)
-    assert len(table) == 6
-    order = []
-    for _ in range(4):
-        victim = table.victim()
-        assert table.make_room()
-        order.append(victim)
-        assert victim is not None and victim.evicted
-        FakeConnection(table, Phase.BUSY)  # the newcomer ends up busy
-    assert order == [older_headers, newer_headers, idle, body]
-    assert not table.make_room()  # only busy ones and one writing a response are left
-    assert not (busy.evicted or answering.evicted)
-    assert (table.evicted, table.refused) == (4, 1)
-    closing = FakeConnection(table, Phase.CLOSING)
-    assert table.victim() is closing
-
-
-def test_the_protocol_pickles_into_spawned_workers() -> None:
-    config = uvicorn.Config(
-        "service.app:create_app", factory=True, http=GuardedHttpToolsProtocol, log_config=None
-    )
-    assert pickle.loads(pickle.dumps(config)).http is GuardedHttpToolsProtocol

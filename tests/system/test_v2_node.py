@@ -12,16 +12,20 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.test_server import ROOT, clean_env, fetch, free_port, running
-from tests.test_v2_protocol import assert_same_numbers
+from tests.support.oip import assert_same_numbers
+from tests.support.paths import ROOT
+from tests.system.server import clean_env, fetch, free_port, running
 
 SCRIPT = ROOT / "examples" / "oip_binary_request.js"
 NODE = shutil.which("node")
 ARRAY_PARAMS = {"class_weight", "pos_weight", "input_lengths", "target_lengths"}
 
-pytestmark = pytest.mark.skipif(
-    NODE is None, reason="node is not on PATH: the Node.js example cannot run here"
-)
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(
+        NODE is None, reason="node is not on PATH: the Node.js example cannot run here"
+    ),
+]
 
 
 @pytest.fixture(scope="module")

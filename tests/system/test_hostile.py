@@ -1,9 +1,10 @@
 """Hostile clients against the real server (issue 11, findings 1-6 of the hostile-client review).
 
 Each class starts its own ``python -m service`` on a free 127.0.0.1 port (one worker, the
-class's settings through the environment), as tests/test_server.py does, and stops it at the
-end of the class, so what one finding does to a server (memory kept, CPU still burning) never
-shows up in another finding's figures. Clients are raw sockets (tests/hostile_clients.py);
+class's settings through the environment), as tests/system/test_server.py does, and stops it at
+the end of the class, so what one finding does to a server (memory kept, CPU still burning)
+never shows up in another finding's figures. Clients are raw sockets
+(tests/system/hostile_clients.py);
 what a request costs the server is read from /proc: resident memory of the whole process tree
 (the worker and its decode helper), its peak (``VmHWM``, reset before the request), and CPU
 time (``utime + stime``) to see work run and stop.
@@ -26,9 +27,11 @@ from typing import ClassVar, NamedTuple
 import orjson
 import pytest
 
-from tests import hostile_clients as hostile
-from tests.hostile_clients import MiB, Response
-from tests.test_server import Server, clean_env, free_port, running
+from tests.system import hostile_clients as hostile
+from tests.system.hostile_clients import MiB, Response
+from tests.system.server import Server, clean_env, free_port, running
+
+pytestmark = pytest.mark.system
 
 PROBLEM = "application/problem+json"
 #: Every class's server: a short graceful stop (a test that failed may leave work running),
