@@ -2,9 +2,10 @@
 
 - Numbers: every token's double is compared bit for bit with ``float(text)`` (round-trip
   printers: the printed double itself), on a million random doubles and on hard cases.
-- Documents and arrays: Hypothesis bodies read by the previous decoder (``tests/reference/jsonread.py``) +
-  ``codec.to_array`` and by the reader must give the same values, or the same error (class,
-  ``loc``, message); both paths of array shapes (recorded by the scan, or walked) are checked.
+- Documents and arrays: Hypothesis bodies read by the previous decoder
+  (``tests/reference/jsonread.py``) + ``codec.to_array`` and by the reader must give the same
+  values, or the same error (class, ``loc``, message); both paths of array shapes (recorded by
+  the scan, or walked) are checked.
 - Memory: values too large to build are refused (the peak RSS of pathological bodies, in a
   subprocess, is checked in tests/system/test_jsonread_memory.py).
 - The GIL: another thread runs while a large body is scanned.

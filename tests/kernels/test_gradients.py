@@ -1,8 +1,9 @@
 """The returned gradient is d cost / d predictions: central differences of the reference cost.
 
-The finite differences differentiate the reference cost (:mod:`tests.reference.gradients`), which
-shares no code with the service, so a wrong derivative, a wrong chain-rule scale (1 / weight_sum under mean,
-w_e under sum) or a mask, class weight or ignored label applied in the wrong place all show.
+The finite differences differentiate the reference cost (:mod:`tests.reference.gradients`),
+which shares no code with the service, so a wrong derivative, a wrong chain-rule scale
+(1 / weight_sum under mean, w_e under sum) or a mask, class weight or ignored label applied in
+the wrong place all show.
 Every loss, every rank it takes, and every input kind: both kinds where it has ``from_logits``
 (with logits the derivative is taken with respect to the logits, through the softmax or
 sigmoid; with probabilities with respect to the probabilities), every mode of the overlap

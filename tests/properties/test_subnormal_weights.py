@@ -83,7 +83,7 @@ def exact_gradient(case: Case, weights: list[Fraction]) -> np.ndarray:
     """Central differences of the exact mean, one entry of predictions at a time.
 
     The mean is linear in the element losses, so the difference of the means is the mean of
-    the element-wise differences (as tests/test_gradients.py does, which keeps the elements an
+    the element-wise differences (as tests/reference/gradients.py does, which keeps the elements an
     entry does not enter at exactly 0)."""
     gradient = np.zeros(case.predictions.shape)
     for index in range(case.predictions.size):

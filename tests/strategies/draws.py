@@ -1,4 +1,5 @@
-"""Random values inside each loss's domain (LOSSES.md): the parts :mod:`tests.strategies.samplers` assembles.
+"""Random values inside each loss's domain (LOSSES.md): the parts
+:mod:`tests.strategies.samplers` assembles.
 
 Signatures, all drawing from a numpy Generator ``rng``:
 

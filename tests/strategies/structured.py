@@ -1,7 +1,8 @@
 """Random values inside the domains of the overlap, box and sequence losses (LOSSES.md).
 
-The parts :mod:`tests.strategies.samplers` assembles, with the signatures of :mod:`tests.strategies.draws`, plus
-``shape(rng, kind, rank, max_elements)``: these losses fix the meaning of their axes. A *kind*
+The parts :mod:`tests.strategies.samplers` assembles, with the signatures of
+:mod:`tests.strategies.draws`, plus ``shape(rng, kind, rank, max_elements)``: these losses fix
+the meaning of their axes. A *kind*
 names what a test grid iterates over: ``"<mode>/<input>"`` for the overlap losses (modes
 binary, multilabel, multiclass with one-hot targets, multiclass-labels with an integer class
 map; input probabilities or logits), ``"<variant>/<format>"`` for box_iou, and

@@ -1,6 +1,7 @@
 """Hostile clients of a real server, and what they cost it, read from /proc.
 
-Shared by tests/system/test_hostile.py, tests/system/test_connections.py and bench/hostile.py (issue 11, the hostile-client review):
+Shared by tests/system/test_hostile.py, tests/system/test_connections.py and bench/hostile.py
+(issue 11, the hostile-client review):
 
 - **bodies**, built from bytes templates (a 40 MB body in milliseconds, never a Python list of
   its numbers): flat and (rows, cols) arrays of one repeated number, JSON arrays nested

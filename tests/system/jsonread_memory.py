@@ -1,7 +1,7 @@
 """Peak memory of reading pathological bodies, measured in this process's RSS.
 
-Run as ``python -m tests.system.jsonread_memory [case ...]``: for each case it builds the body, resets
-the kernel's peak-RSS counter (``/proc/self/clear_refs``), reads the body in each flow
+Run as ``python -m tests.system.jsonread_memory [case ...]``: for each case it builds the body,
+resets the kernel's peak-RSS counter (``/proc/self/clear_refs``), reads the body in each flow
 (``service``: unknown keys counted, arrays at the request's paths as JsonArrays converted, the
 rest built or refused with 413; ``python``: every value built as Python objects or refused)
 and prints one JSON line ``{"case", "flow", "body", "peak", "ratio"}`` where ``peak`` is the

@@ -25,7 +25,8 @@ MEMORY_CASES = [
 
 
 def test_peak_memory_stays_within_the_budget() -> None:
-    """RSS high-water mark of reading each body, in a fresh process (tests/system/jsonread_memory)."""
+    """RSS high-water mark of reading each body, in a fresh process
+    (tests/system/jsonread_memory.py)."""
     environment = {**os.environ, "JSONREAD_MEMORY_BYTES": "4000000"}
     run = subprocess.run(
         [sys.executable, "-m", "tests.system.jsonread_memory", *MEMORY_CASES],

@@ -1,6 +1,7 @@
-"""The binary and categorical losses through POST /v1/losses/{name}, checked against API.md
-and LOSSES.md: values and gradients computed by hand, layouts (multi-label, segmentation),
-ignore_index and class weights, numerical extremes, and every 422 their inputs can cause.
+"""The binary and categorical losses through POST /v1/losses/{name}, checked against API.md and
+LOSSES.md: values and gradients computed by hand, relations between losses and inputs, and
+layouts (multi-label, segmentation) with ignore_index and class weights. Extremes are in
+test_classification_extremes.py, every 422 in test_classification_errors.py.
 
 "By hand" means from LOSSES.md's formula with API.md's conventions (element weight
 w_e = sample_weight[i] * class_weight[t_e] * mask_e, 0 where ignored; cost = sum / weight_sum;
@@ -18,29 +19,21 @@ import pytest
 from fastapi.testclient import TestClient
 
 import service.losses  # noqa: F401  (registers every loss)
-from service.losses.registry import REGISTRY, LossSpec
-from tests.test_api import assert_result, defaults_body, element_grid, post_loss, probabilities_of
-from tests.test_errors import assert_problem, post
+from service.losses.registry import LossSpec
+from tests.api.examples import (
+    SEGMENT,
+)
+from tests.api.helpers import (
+    PROBABILISTIC,
+    assert_result,
+    defaults_body,
+    post_loss,
+    probabilities_of,
+    spec_params,
+)
 
 LN2 = math.log(2.0)
 CLIPPED_ONE = 1.0 - 1e-7  # 1 - eps in float64: where a probability of 1 is clipped to
-CLASSIFICATION = [
-    name for name, spec in REGISTRY.items() if spec.family in ("binary", "categorical")
-]
-#: Losses with from_logits: predictions are probabilities unless it is true.
-PROBABILISTIC = [
-    name for name in CLASSIFICATION if "from_logits" in REGISTRY[name].params.model_fields
-]
-
-
-def spec_params(names: list[str]) -> list[Any]:
-    return [pytest.param(REGISTRY[name], id=name) for name in names]
-
-
-def finite_numbers(result: dict[str, Any]) -> None:
-    """Every number of a 200 is finite (a null, which is how orjson writes NaN, fails too)."""
-    for key in ("cost", "per_sample", "gradient", "sum", "weight_sum"):
-        assert np.isfinite(np.asarray(result[key], dtype=float)).all(), (key, result[key])
 
 
 # --- hand-computed results -------------------------------------------------------------------
@@ -61,11 +54,6 @@ SPARSE_WEIGHTED = {
     "params": {"from_logits": True, "class_weight": [2.0, 0.5, 1.0]},
 }
 SPARSE_WEIGHTED_COST = (0.5 * LN2 + 2.0 * math.log(5 / 3)) / 2.5
-SEGMENT = {
-    "predictions": [[[0.1, 0.2], [0.2, 0.2], [0.7, 0.6]]],
-    "targets": [[[0, 0], [0, 1], [1, 0]]],
-}
-
 # fmt: off
 HAND_COMPUTED = [
     pytest.param(
@@ -358,263 +346,3 @@ def test_segmentation_cross_entropy_with_mask_ignore_index_and_class_weight(
     expected_gradient = (weights / total)[:, None] * (np.exp(log_q) - onehot)
     np.testing.assert_allclose(result["gradient"], expected_gradient, rtol=1e-10, atol=1e-15)
     assert not np.any(np.asarray(result["gradient"])[0, :, 0, :2])  # ignored pixels
-
-
-# --- numerical extremes ----------------------------------------------------------------------
-
-WRONG = {"predictions": [[1e4, -1e4]], "targets": [[0, 1]]}
-RIGHT = {"predictions": [[1e4, -1e4]], "targets": [[1, 0]]}
-THREE = {"predictions": [[1e4, -1e4, 0]], "targets": [[0, 1, 0]]}
-# fmt: off
-EXTREME_LOGITS = [
-    # log sigmoid(-1e4) = -1e4 exactly in float64; sigmoid(1e4) = 1: gradient (sigmoid - y) / 2.
-    pytest.param("binary_cross_entropy", WRONG, {}, 1e4, [[0.5, -0.5]], id="bce-wrong"),
-    pytest.param("binary_cross_entropy", RIGHT, {}, 0, [[0, 0]], id="bce-right"),
-    # (1 - p_t)^gamma = 1 on the wrong side and its derivative underflows to 0: as bce.
-    pytest.param("binary_focal", WRONG, {}, 1e4, [[0.5, -0.5]], id="focal-wrong"),
-    pytest.param("binary_focal", WRONG, {"gamma": 0.5}, 1e4, [[0.5, -0.5]], id="focal-gamma-half"),
-    pytest.param("binary_focal", RIGHT, {"gamma": 0.5}, 0, [[0, 0]], id="focal-right"),
-    # log-softmax: log q = [0, -2e4, -1e4]; q - y = [1, -1, 0].
-    pytest.param("categorical_cross_entropy", THREE, {}, 2e4, [[1, -1, 0]], id="cce"),
-    pytest.param("categorical_focal", THREE, {"gamma": 0.5}, 2e4, [[1, -1, 0]], id="cat-focal"),
-    # y' = [1, 28, 1] / 30: 28/30 * 2e4 + 1/30 * 1e4 = 19000; q - y'.
-    pytest.param("sparse_categorical_cross_entropy", {**THREE, "targets": [1]},
-                 {"label_smoothing": 0.1}, 19000, [[29 / 30, -28 / 30, -1 / 30]], id="sparse"),
-    # 0.5 (ln 0.5 - 0) + 0.5 (ln 0.5 + 2e4) = 1e4 - ln 2; q - y.
-    pytest.param("kl_divergence", {**THREE, "targets": [[0.5, 0.5, 0]]}, {}, 1e4 - LN2,
-                 [[0.5, -0.5, 0]], id="kl"),
-]
-# fmt: on
-
-
-@pytest.mark.parametrize(("name", "body", "params", "cost", "gradient"), EXTREME_LOGITS)
-def test_extreme_logits_give_exact_finite_values(
-    client: TestClient,
-    name: str,
-    body: dict[str, Any],
-    params: dict[str, Any],
-    cost: float,
-    gradient: list[list[float]],
-) -> None:
-    result = post_loss(client, name, {**body, "params": {"from_logits": True, **params}})
-    assert_result(result, {"cost": cost, "gradient": gradient})
-
-
-def variants(names: list[str]) -> list[Any]:
-    """Each loss, and again with gamma 0.5 and 0 where it has a gamma (powers of 1 - p_t whose
-    derivatives blow up at 0)."""
-    return [
-        pytest.param(REGISTRY[name], extra, id="-".join([name, *map(str, extra.items())]))
-        for name in names
-        for extra in (
-            [{}, {"gamma": 0.5}, {"gamma": 0}]
-            if "gamma" in REGISTRY[name].params.model_fields
-            else [{}]
-        )
-    ]
-
-
-@pytest.mark.parametrize(("spec", "extra"), variants(CLASSIFICATION))
-def test_logits_or_scores_of_plus_minus_1e4_give_finite_results(
-    client: TestClient, spec: LossSpec, extra: dict[str, Any]
-) -> None:
-    body = dict(spec.example)
-    shape = np.shape(body["predictions"])
-    signs = np.where(np.indices(shape).sum(axis=0) % 2 == 0, 1.0, -1.0)
-    params = {**body.get("params", {}), **extra}
-    if spec.name in PROBABILISTIC:
-        params["from_logits"] = True
-    for scores in (1e4 * signs, -1e4 * signs):
-        extreme = {**body, "predictions": scores.tolist(), "params": params}
-        finite_numbers(post_loss(client, spec.name, extreme))
-
-
-@pytest.mark.parametrize(("spec", "extra"), variants(PROBABILISTIC))
-def test_probabilities_exactly_0_and_1_give_finite_results(
-    client: TestClient, spec: LossSpec, extra: dict[str, Any]
-) -> None:
-    """Both sides: the example's probabilities rounded to 0 or 1 (mostly right) and flipped
-    (confidently wrong); clipping to [eps, 1 - eps] keeps every log finite."""
-    body = defaults_body(spec)
-    rounded = np.round(np.asarray(body["predictions"], dtype=float))
-    for predictions in (rounded, 1 - rounded):
-        saturated = {**body, "predictions": predictions.tolist(), "params": extra}
-        finite_numbers(post_loss(client, spec.name, saturated))
-
-
-@pytest.mark.parametrize("eps", [1e-17, 5e-324])
-@pytest.mark.parametrize(("spec", "extra"), variants(PROBABILISTIC))
-def test_probabilities_0_and_1_with_an_eps_below_float64_resolution_never_get_a_5xx(
-    client: TestClient, spec: LossSpec, extra: dict[str, Any], eps: float
-) -> None:
-    """eps is accepted in (0, 0.5), but below ~1.1e-16 1 - eps rounds to 1, so a clipped
-    probability can still be exactly 1. A 200 with finite numbers or a 422, never a 500
-    (API.md: "No input makes the service answer 500")."""
-    body = defaults_body(spec)
-    rounded = np.round(np.asarray(body["predictions"], dtype=float))
-    for predictions in (rounded, 1 - rounded):
-        params = {**extra, "eps": eps}
-        response = post(
-            client, spec.name, {**body, "predictions": predictions.tolist(), "params": params}
-        )
-        if response.status_code == 200:
-            finite_numbers(response.json())
-        else:
-            assert_problem(response, 422)
-
-
-# --- 422s ------------------------------------------------------------------------------------
-
-BINARY = {"predictions": [[0.9, 0.2], [0.3, 0.8]], "targets": [[1, 0], [0, 1]]}
-DENSE = {"predictions": [[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]], "targets": [[1, 0, 0], [0, 0, 1]]}
-LABELS = {"predictions": DENSE["predictions"], "targets": [0, 2]}
-#: A valid request for each loss (checked below), which each 422 case changes in one place.
-VALID = {
-    **dict.fromkeys(["binary_cross_entropy", "binary_focal", "hinge", "squared_hinge"], BINARY),
-    **dict.fromkeys(
-        ["categorical_cross_entropy", "categorical_focal", "categorical_hinge", "kl_divergence"],
-        DENSE,
-    ),
-    **dict.fromkeys(["sparse_categorical_cross_entropy", "multi_margin"], LABELS),
-}
-SOFT_TARGETS = [
-    "binary_cross_entropy",
-    "binary_focal",
-    "categorical_cross_entropy",
-    "categorical_focal",
-    "kl_divergence",
-]
-HINGES = ["hinge", "squared_hinge"]
-EPS_LOSSES = [name for name in CLASSIFICATION if "eps" in REGISTRY[name].params.model_fields]
-
-
-def with_entry(array: list[Any], index: tuple[int, int], value: Any) -> list[Any]:
-    changed = [list(row) for row in array]
-    changed[index[0]][index[1]] = value
-    return changed
-
-
-def case(name: str, changes: dict[str, Any], loc: list[Any], fragments: list[str], id: str) -> Any:
-    """A 422 case: VALID[name] with ``changes``; the first error's loc, and fragments its
-    message must contain."""
-    return pytest.param(name, {**VALID[name], **changes}, ["body", *loc], fragments, id=id)
-
-
-def bad_param(names: list[str], key: str, values: list[Any], **params: Any) -> list[Any]:
-    """A case per loss and value: loc params.<key>, the message names the key and the value."""
-    return [
-        case(name, {"params": {**params, key: value}}, ["params", key], [key, repr(value)],
-             id=f"{name}-{key}-{value!r}")
-        for name in names
-        for value in values
-    ]  # fmt: skip
-
-
-SEGMENT_TARGETS_WRONG = {"predictions": SEGMENT["predictions"], "targets": [[0, 1, 1]]}
-# fmt: off
-INVALID = [
-    *(case(name, {"targets": with_entry(VALID[name]["targets"], (1, 0), value)},
-           ["targets", 1, 0], [f"targets[1][0] = {value}", "[0, 1]"],
-           id=f"{name}-soft-target-{value}")
-      for name in SOFT_TARGETS for value in (1.5, -0.5)),
-    *(case(name, {"targets": with_entry(BINARY["targets"], (1, 1), value)}, ["targets", 1, 1],
-           [f"targets[1][1] = {value}", "{0, 1}", "{-1, 1}"], id=f"{name}-target-{value}")
-      for name in HINGES for value in (2, 0.5)),
-    *(case(name, {"targets": [[1, 0], [-1, 1]]}, ["targets"],
-           ["targets[0][1] = 0", "targets[1][0] = -1", "{0, 1}", "{-1, 1}"],
-           id=f"{name}-mixed-conventions")
-      for name in HINGES),
-    *(case(name, {"targets": [0, value]}, ["targets", 1], [f"targets[1] = {value:g}", *expected],
-           id=f"{name}-label-{value}")
-      for name, value, expected in [
-          ("sparse_categorical_cross_entropy", 1.5, ["integer"]),
-          ("sparse_categorical_cross_entropy", 3, ["[0, 3)", "ignore_index -100"]),
-          ("sparse_categorical_cross_entropy", -1, ["[0, 3)"]),
-          ("multi_margin", 0.5, ["integer"]),
-          ("multi_margin", 3, ["[0, 3)"]),
-      ]),
-    case("sparse_categorical_cross_entropy", {"params": {"class_weight": [1, 2]}},
-         ["params", "class_weight"], ["class_weight", "2", "3"], id="class-weight-too-short"),
-    case("sparse_categorical_cross_entropy", {"params": {"class_weight": [1, -2, 1]}},
-         ["params", "class_weight", 1], ["class_weight", "-2"], id="class-weight-negative"),
-    case("binary_cross_entropy", {"params": {"from_logits": True, "pos_weight": [1, 2, 3]}},
-         ["params", "pos_weight"], ["pos_weight", "3", "(2, 2)"], id="pos-weight-wrong-length"),
-    case("binary_cross_entropy", {"params": {"from_logits": True, "pos_weight": -1}},
-         ["params", "pos_weight"], ["pos_weight", "-1"], id="pos-weight-negative"),
-    case("binary_cross_entropy", {"params": {"from_logits": True, "pos_weight": [1, -1]}},
-         ["params", "pos_weight", 1], ["pos_weight", "-1"], id="pos-weight-entry-negative"),
-    case("binary_cross_entropy", {"params": {"pos_weight": 2}},
-         ["params", "pos_weight"], ["pos_weight", "from_logits"], id="pos-weight-without-logits"),
-    *bad_param(["binary_cross_entropy", "categorical_cross_entropy"], "label_smoothing", [-0.1, 1]),
-    *bad_param(["sparse_categorical_cross_entropy"], "label_smoothing", [1.5]),
-    *bad_param(["binary_focal", "categorical_focal"], "gamma", [-0.5]),
-    *bad_param(["binary_focal", "categorical_focal"], "alpha", [-0.1, 1.5, "0.5", True]),
-    *bad_param(["multi_margin"], "p", [0, 3, 1.5, "2", True]),
-    *bad_param(EPS_LOSSES, "eps", [0, 0.5]),
-    *bad_param(["sparse_categorical_cross_entropy"], "ignore_index", [1.5, "1", True]),
-    # Shapes: both shapes named, and the shape that was expected.
-    case("sparse_categorical_cross_entropy", {"targets": DENSE["targets"]}, ["targets"],
-         ["(2, 3)", "integer", "must be (2,)"], id="sparse-given-one-hot-targets"),
-    case("sparse_categorical_cross_entropy", SEGMENT_TARGETS_WRONG, ["targets"],
-         ["(1, 3)", "(1, 3, 2)", "must be (1, 2)"], id="sparse-segmentation-targets"),
-    case("categorical_cross_entropy", {"targets": LABELS["targets"]}, ["targets"],
-         ["(2,)", "(2, 3)"], id="cce-given-integer-targets"),
-    case("categorical_cross_entropy", {"predictions": [0.7, 0.2, 0.1], "targets": [1, 0, 0]},
-         ["predictions"], ["(3,)", "(N, C, d1, ...)"], id="cce-without-class-axis"),
-    case("binary_cross_entropy", {"targets": [[1, 0, 1], [0, 1, 0]]}, ["targets"],
-         ["(2, 3)", "(2, 2)"], id="bce-shape-mismatch"),
-    case("multi_margin", {"predictions": [[[0.1, 0.2, 0.4, 0.8]]], "targets": [[3]]},
-         ["predictions"], ["(1, 1, 4)", "(N, C)"], id="multi-margin-3d"),
-    case("multi_margin", {"predictions": [0.1, 0.2, 0.4, 0.8], "targets": [3]},
-         ["predictions"], ["(4,)", "(N, C)"], id="multi-margin-1d"),
-]
-# fmt: on
-
-
-@pytest.mark.parametrize("name", CLASSIFICATION)
-def test_the_bodies_the_422_cases_start_from_are_valid(client: TestClient, name: str) -> None:
-    finite_numbers(post_loss(client, name, VALID[name]))
-
-
-@pytest.mark.parametrize(("name", "body", "loc", "fragments"), INVALID)
-def test_invalid_classification_request_is_422_naming_the_problem(
-    client: TestClient, name: str, body: dict[str, Any], loc: list[Any], fragments: list[str]
-) -> None:
-    problem = assert_problem(post(client, name, body), 422)
-    first = problem["errors"][0]
-    assert first["loc"] == loc, first
-    for fragment in fragments:
-        assert fragment in first["msg"], f"{fragment!r} not in {first['msg']!r}"
-    assert "constrained-float" not in str(problem), "a validator's internal name leaked"
-
-
-@pytest.mark.parametrize("value", [1.5, -0.25])
-@pytest.mark.parametrize("spec", spec_params(PROBABILISTIC))
-def test_probabilities_outside_0_1_are_422_suggesting_from_logits(
-    client: TestClient, spec: LossSpec, value: float
-) -> None:
-    body = VALID[spec.name]
-    bad = {**body, "predictions": with_entry(body["predictions"], (1, 1), value)}
-    first = assert_problem(post(client, spec.name, bad), 422)["errors"][0]
-    assert first["loc"] == ["body", "predictions", 1, 1]
-    for fragment in (f"predictions[1][1] = {value}", "[0, 1]", '"from_logits": true'):
-        assert fragment in first["msg"]
-    # The same values are fine as logits.
-    finite_numbers(post_loss(client, spec.name, {**bad, "params": {"from_logits": True}}))
-
-
-@pytest.mark.parametrize("spec", spec_params(CLASSIFICATION))
-def test_mask_takes_the_element_grid(client: TestClient, spec: LossSpec) -> None:
-    """A mask of zeros on the element grid gives weight_sum 0 and cost 0; a mask of the
-    predictions' shape (where that differs) is a 422 naming both shapes."""
-    body = VALID[spec.name]
-    grid = element_grid(spec, body["predictions"])
-    result = post_loss(client, spec.name, {**body, "mask": np.zeros(grid).tolist()})
-    assert_result(result, {"weight_sum": 0.0, "cost": 0.0, "sum": 0.0})
-    shape = np.shape(body["predictions"])
-    if shape != grid:
-        response = post(client, spec.name, {**body, "mask": np.ones(shape).tolist()})
-        first = assert_problem(response, 422)["errors"][0]
-        assert first["loc"] == ["body", "mask"]
-        assert str(shape) in first["msg"]
-        assert str(grid) in first["msg"]

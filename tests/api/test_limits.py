@@ -2,7 +2,7 @@
 process: the body reader against a scripted ASGI ``receive``, the app through its ASGI callable.
 
 The same properties are checked against a real server, with real sockets, in
-tests/test_hostile.py.
+tests/system/test_hostile.py.
 """
 
 from __future__ import annotations

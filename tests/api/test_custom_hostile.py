@@ -19,8 +19,7 @@ from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.test_api import strict_json
-from tests.test_errors import assert_problem
+from tests.api.helpers import assert_problem, strict_json
 
 BODY = {"predictions": [[0.2, 0.8], [0.6, 0.4]], "targets": [[0, 1], [1, 0]]}
 EXPRESSION_LOC = ["body", "params", "expression"]
