@@ -23,6 +23,7 @@ from tests.api.documented import (
     DOCUMENTED_SHAPES,
     OVERLAP,
 )
+from tests.support.paths import ROOT
 
 SPECS = [pytest.param(spec, id=name) for name, spec in REGISTRY.items()]
 ALIASES = [
@@ -52,8 +53,41 @@ def test_catalogue_lists_exactly_the_registry(catalogue: dict[str, dict[str, Any
     assert sorted(catalogue) == sorted(REGISTRY)
 
 
+#: The README's "## Losses" sections (its copy of API.md's table "Losses"), by family.
+README_SECTIONS = {
+    "Regression": "regression",
+    "Binary and multi-label": "binary",
+    "Categorical": "categorical",
+    "Overlap": "overlap",
+    "Boxes": "boxes",
+    "Sequences": "sequence",
+    "Custom": "custom",
+}
+
+
+def readme_families() -> dict[str, str]:
+    """Loss name -> family, read off the README's loss tables: in each "### <family>:" section
+    of "## Losses", the first column of its first table (the custom loss, which has no table,
+    is named in its heading)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    losses = text.split("\n## Losses\n", 1)[1].split("\n## ", 1)[0]
+    found: dict[str, str] = {}
+    for section in losses.split("\n### ")[1:]:
+        heading, _, body = section.partition("\n")
+        family = README_SECTIONS[heading.split(":", 1)[0]]
+        table = re.search(r"(?m)^\|[^\n]*\n\|[-| ]+\|\n((?:\|[^\n]*\n)+)", body)
+        names = re.findall(r"(?m)^\| `(\w+)` \|", table.group(1)) if table else []
+        names = names or re.findall(r"`(\w+)`", heading)[:1]
+        for name in names:
+            assert name not in found, f"{name} is listed twice in the README"
+            found[name] = family
+    return found
+
+
 def test_the_documented_tables_agree() -> None:
-    # API.md's table: 26 canonical names; LOSSES.md gives each its params.
+    """The families typed in tests/api/documented.py are the README's (its loss tables copy
+    API.md's table "Losses": 26 canonical names), and LOSSES.md gives each its params."""
+    assert readme_families() == DOCUMENTED_FAMILIES
     assert len(DOCUMENTED_FAMILIES) == 26
     assert set(DOCUMENTED_FAMILIES) == set(DOCUMENTED_DEFAULTS)
     assert set(DOCUMENTED_REQUIRED) <= set(DOCUMENTED_FAMILIES)
