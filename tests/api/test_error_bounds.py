@@ -15,6 +15,8 @@ from fastapi.testclient import TestClient
 from service.validation.errors import MAX_LISTED_ERRORS
 
 KEYS = 200_000
+#: Bodies of 200,000 keys (a few MB of JSON each): make test-fast leaves them out.
+SLOW = pytest.mark.slow
 
 
 def unknown(count: int) -> dict[str, int]:
@@ -39,6 +41,7 @@ def assert_capped(problem: dict, total: int, first_loc: list, first_msg: str) ->
     )
 
 
+@SLOW
 def test_many_unknown_params(client: TestClient) -> None:
     problem = post(
         client,
@@ -54,6 +57,7 @@ def test_many_unknown_params(client: TestClient) -> None:
     assert [item["loc"][-1] for item in problem["errors"]] == [f"k{i}" for i in range(20)]
 
 
+@SLOW
 def test_many_unknown_fields(client: TestClient) -> None:
     body = {"predictions": [1.0], "targets": [2.0], **unknown(KEYS)}
     problem = post(client, "/v1/losses/mse", body)
@@ -80,6 +84,7 @@ def test_a_long_include_list_is_refused_at_once(client: TestClient) -> None:
     assert "at most 16" in problem["errors"][0]["msg"]
 
 
+@SLOW
 def test_a_huge_list_outside_the_tensors_is_refused_before_it_is_built(client: TestClient) -> None:
     """200,000 one-letter strings would take ~17 MiB of Python objects for 1 MB of JSON: past
     the reader's budget (5 x the body), a 413 that names the field, before anything is built."""
@@ -94,7 +99,7 @@ def test_a_huge_list_outside_the_tensors_is_refused_before_it_is_built(client: T
 NESTED = 2_000  # unknown keys of a params object inside a list: within the reader's budget
 
 
-@pytest.mark.parametrize("where", ["term", "metric", "top"])
+@pytest.mark.parametrize("where", ["term", "metric", pytest.param("top", marks=SLOW)])
 def test_many_unknown_keys_in_evaluate(client: TestClient, where: str) -> None:
     body: dict = {"predictions": [0.2, 0.8], "targets": [0.0, 1.0], "terms": [{"loss": "mse"}]}
     total = NESTED
@@ -120,6 +125,7 @@ def test_many_unknown_keys_in_evaluate(client: TestClient, where: str) -> None:
     assert_capped(problem, total, loc, msg)
 
 
+@SLOW
 @pytest.mark.parametrize("field", ["terms", "metrics"])
 def test_huge_nested_objects_are_refused_before_they_are_built(
     client: TestClient, field: str
@@ -148,6 +154,7 @@ def test_many_invalid_values_are_capped(client: TestClient) -> None:
     assert "(and 4999 more problem(s); errors lists the first 20)" in problem["detail"]
 
 
+@SLOW
 def test_many_unknown_parameters_on_v2(client: TestClient) -> None:
     body = {
         "parameters": {"delta": 0.5, **unknown(KEYS)},

@@ -47,6 +47,10 @@ from schemathesis.specs.openapi.checks import (
 from service.app import create_app
 from service.ops.settings import Settings
 
+#: Fuzzing every documented operation of three deployments takes ~20 s: make test-fast leaves it
+#: out, make test runs it.
+pytestmark = pytest.mark.slow
+
 MAX_EXAMPLES = int(os.environ.get("LOSS_SERVICE_FUZZ_EXAMPLES", "6"))
 CHECKS = [
     not_a_server_error,

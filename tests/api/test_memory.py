@@ -33,6 +33,10 @@ from service.compute import engine
 from service.ops.settings import Settings
 from tests.support.asgi import post_scope
 
+#: Bodies of ~5 MB through the app with tracemalloc on, 30 times: make test-fast leaves them out,
+#: make test runs them.
+pytestmark = pytest.mark.slow
+
 ROWS = 20_000  # (20,000, 10) predictions: a body of ~4-5 MB
 MARGIN = 512 * 1024  # bytes still allocated after a request (metric children, caches)
 

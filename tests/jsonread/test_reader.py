@@ -31,6 +31,9 @@ from tests.strategies import jsonread as draws
 from tests.strategies.jsonread_numbers import HARD_NUMBERS, halfway_texts
 
 RECORDED_AND_WALKED = pytest.mark.parametrize("record_bytes", [0, 10**12])
+#: The document tests draw 7.5 times the profile's examples: 300 under the default and CI
+#: profiles (40), 75 under make test-fast's (10).
+MANY_EXAMPLES = settings(max_examples=settings.default.max_examples * 15 // 2)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -64,6 +67,7 @@ def test_hard_numbers_are_correctly_rounded() -> None:
     assert_same_doubles(HARD_NUMBERS)
 
 
+@pytest.mark.slow  # a million doubles, twice
 @pytest.mark.parametrize("dumps", [orjson.dumps, lambda values: json.dumps(values).encode()])
 def test_a_million_random_doubles_read_back_exactly(dumps) -> None:
     """orjson and repr print the shortest text that reads back as the same double."""
@@ -76,6 +80,7 @@ def test_a_million_random_doubles_read_back_exactly(dumps) -> None:
     assert np.array_equal(got.view(np.uint64), doubles.view(np.uint64))
 
 
+@pytest.mark.slow  # 150,000 numbers built in Python
 def test_random_digit_strings_with_random_exponents() -> None:
     rng = np.random.default_rng(5)
     texts = []
@@ -133,7 +138,7 @@ def test_every_number_spelling(texts: list[str]) -> None:
 
 
 @RECORDED_AND_WALKED
-@settings(max_examples=300)
+@MANY_EXAMPLES
 @given(body=draws.bodies())
 def test_documents_read_as_today(body: bytes, record_bytes: int) -> None:
     if refused_on_purpose(body):
@@ -143,7 +148,7 @@ def test_documents_read_as_today(body: bytes, record_bytes: int) -> None:
 
 
 @RECORDED_AND_WALKED
-@settings(max_examples=300)
+@MANY_EXAMPLES
 @given(value=draws.numeric_arrays() | draws.deep_arrays(), spaces=draws.SPACES)
 def test_arrays_convert_or_fail_as_today(value: str, spaces: str, record_bytes: int) -> None:
     body = ('{"predictions":' + spaces + value + "}").encode()
@@ -334,6 +339,7 @@ def test_values_too_large_to_build_are_refused_naming_the_field() -> None:
     assert document.unknown_keys([], within="params")[1] == 300_000
 
 
+@pytest.mark.slow  # two million doubles, read four times
 def test_another_thread_runs_while_a_large_body_is_scanned() -> None:
     """A Python thread keeps counting while the body is read: the scan is one numba call
     without the GIL. Against a call that holds the GIL (orjson.loads of the same body, which
