@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.waiting import wait_for
 from tests.system.cluster import (
     REQUEST_TIMEOUT,
     Cluster,
@@ -35,8 +36,13 @@ from tests.system.cluster import (
 
 pytestmark = pytest.mark.system
 CLIENT_THREADS = 6
-LOAD_BEFORE_KILL = 2.0  # seconds of load before the first event
-LOAD_AFTER_RESTART = 1.0  # seconds of load once the restarted replica serves again
+# Each phase of the load runs until the clients have sent this many more requests (a count, not
+# a time), within LOAD_TIMEOUT.
+REQUESTS_BEFORE_KILL = 20  # through all three replicas before the first event
+REQUESTS_AFTER_KILL = 20  # with one replica dead: nginx meets it and retries
+REQUESTS_WHILE_STOPPED = 10  # with one replica dead and one stopped
+REQUESTS_AFTER_RESTART = 20  # once the restarted replica serves again
+LOAD_TIMEOUT = 60.0
 # nginx sends nothing to a replica for fail_timeout (5 s) after its last failed attempt:
 # the restarted one may wait that long after its readiness for its first request.
 BACK_IN_ROTATION_TIMEOUT = 12.0
@@ -69,24 +75,33 @@ def test_nginx_hides_a_killed_and_a_restarted_replica(cluster: Cluster) -> None:
     began = time.monotonic()
     load.start(CLIENT_THREADS)
     try:
-        time.sleep(LOAD_BEFORE_KILL)
+        wait_for(lambda: load.count() >= REQUESTS_BEFORE_KILL, LOAD_TIMEOUT)
         before_kill = load.count()
         killed.kill()  # SIGKILL: in-flight requests and keep-alive connections die with it
-        time.sleep(1.0)
+        wait_for(  # until nginx has met the dead replica (a retry) under enough load
+            lambda: (
+                retried(cluster.access_log) >= 1
+                and load.count() >= before_kill + REQUESTS_AFTER_KILL
+            ),
+            LOAD_TIMEOUT,
+        )
         stopped_code = restarted.stop(signal.SIGTERM)  # graceful: stops accepting, finishes
         after_stop = load.count()
-        time.sleep(0.5)
+        wait_for(lambda: load.count() >= after_stop + REQUESTS_WHILE_STOPPED, LOAD_TIMEOUT)
         restarted.start()  # same port, under load: warms up while nginx sends to the others
         restarted.wait_ready()
         ready_line = access_lines(cluster.access_log)
         ready_count = load.count()
-        deadline = time.monotonic() + BACK_IN_ROTATION_TIMEOUT
-        while time.monotonic() < deadline:
-            back = upstream_statuses(cluster.access_log, ready_line)
-            if back[(str(restarted.port), "200")] >= 10:
-                break
-            time.sleep(0.2)
-        time.sleep(LOAD_AFTER_RESTART)
+        wait_for(  # back in rotation: nginx leaves it alone for fail_timeout after a failure
+            lambda: (
+                upstream_statuses(cluster.access_log, ready_line)[(str(restarted.port), "200")]
+                >= 10
+            ),
+            BACK_IN_ROTATION_TIMEOUT,
+            interval=0.2,
+        )
+        back = load.count()
+        wait_for(lambda: load.count() >= back + REQUESTS_AFTER_RESTART, LOAD_TIMEOUT)
     finally:
         load.join()
     elapsed = time.monotonic() - began
@@ -161,17 +176,19 @@ def test_a_request_that_times_out_at_nginx_is_not_replayed(tmp_path: Path) -> No
         body = slow_custom_request(500_000)
         status, payload = request(cluster.nginx_port, "POST", "/v1/losses/custom", body, 60)
         assert status == 504, payload[:300]
+
         # nginx logs the request, and the replica notices nginx closing the connection and
         # stops at its next chunk of work (its access line and metrics come when it ends),
         # within about a second.
-        deadline = time.monotonic() + 20
-        while True:
+        def logged() -> list[str]:
             lines = cluster.access_log.read_text(encoding="utf-8", errors="replace").splitlines()
-            line = [text for text in lines if "/v1/losses/custom" in text and " upstream=" in text]
-            seen = [requests_seen(replica.port, "custom") for replica in cluster.replicas]
-            if (line and sum(seen) >= 1) or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+            return [text for text in lines if "/v1/losses/custom" in text and " upstream=" in text]
+
+        def replicas_seen() -> list[float]:
+            return [requests_seen(replica.port, "custom") for replica in cluster.replicas]
+
+        wait_for(lambda: bool(logged()) and sum(replicas_seen()) >= 1, 20, interval=0.1)
+        line, seen = logged(), replicas_seen()
         assert len(line) == 1, line
         assert ", " not in line[0].split(" upstream=")[1].split(" ")[0], f"retried: {line[0]}"
         assert sorted(seen) == [0.0, 0.0, 1.0], f"the request reached {seen} replicas"

@@ -1,13 +1,15 @@
 """A real server process on SIGTERM and with several workers: the drain (/readyz turns 503
 while requests are still served, an in-flight request finishes with its full answer, the
-process exits without being killed) and /metrics aggregated over every worker.
+process exits without being killed) and /metrics aggregated over every worker. The request in
+flight at the SIGTERM is known to be in flight: it asked ``Expect: 100-continue`` and got the
+``100 Continue`` (nothing sleeps to let it get there).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import signal
+import socket
 import threading
 import time
 
@@ -17,22 +19,34 @@ import pytest
 
 from tests.support.mse import MSE_BODY, MSE_EXPECTED
 from tests.support.prometheus import sample
-from tests.system.server import clean_env, fetch, free_port, running
+from tests.system import hostile_clients as hostile
+from tests.system.server import REQUEST_TIMEOUT, clean_env, fetch, free_port, running
 
 pytestmark = pytest.mark.system
 
 
-def post_in_background(port: int, body: bytes, results: list) -> threading.Thread:
+def start_request(port: int, body: bytes) -> socket.socket:
+    """A ``POST /v1/losses/mse`` of ``body`` whose headers ask ``Expect: 100-continue``: the body
+    is held back, and the server answers ``100 Continue`` once its app starts reading it, that
+    is once the request is in flight."""
+    sock = hostile.connect(port, timeout=REQUEST_TIMEOUT)
+    headers = {**hostile.JSON_HEADERS, "Expect": "100-continue"}
+    sock.sendall(hostile.request_bytes("POST", "/v1/losses/mse", b"", headers, len(body)))
+    return sock
+
+
+def finish_in_background(sock: socket.socket, body: bytes, results: list) -> threading.Thread:
+    """Send the held-back body and read the answer, in a thread: (status, body) into results."""
+
     def run() -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         try:
-            connection.request("POST", "/v1/losses/mse", body, {"Content-Type": "application/json"})
-            response = connection.getresponse()
-            results.append((response.status, response.read()))
-        except OSError as error:
+            sock.sendall(body)
+            response = hostile.read_response(sock, time.monotonic() + 120)
+            results.append((response.status, response.body))
+        except (OSError, hostile.NoAnswer) as error:
             results.append((None, repr(error).encode()))
         finally:
-            connection.close()
+            sock.close()
 
     thread = threading.Thread(target=run)
     thread.start()
@@ -56,10 +70,13 @@ def test_sigterm_drains_then_finishes_in_flight_requests() -> None:
     with running(["--port", str(port)], env) as server:
         server.wait_ready()
         results: list = []
-        thread = post_in_background(port, body, results)
-        time.sleep(0.05)  # let the request reach the server before the signal
+        sock = start_request(port, body)
+        # In flight: the app reads the body (a deadline on a broken run, not a pause).
+        interim = hostile.read_response(sock, time.monotonic() + REQUEST_TIMEOUT)
+        assert interim.status == 100, interim
         server.process.send_signal(signal.SIGTERM)
         server.wait_for("SIGTERM: draining")
+        thread = finish_in_background(sock, body, results)
         status, answer = fetch(port, "GET", "/readyz")
         assert status == 503 and json.loads(answer) == {"status": "draining"}
         status, answer = fetch(port, "POST", "/v1/losses/mse", MSE_BODY)  # still served
