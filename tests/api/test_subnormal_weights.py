@@ -110,7 +110,7 @@ def test_a_weight_sum_that_overflows_is_still_a_422() -> None:
     assert huge.cost == pytest.approx(BCE_COST, rel=1e-14)
 
 
-# service/finite.py sums the input to test it for finiteness, which overflows here with a
+# service/validation/finite.py sums the input to test it for finiteness, which overflows here with a
 # RuntimeWarning (an error under this project's pytest settings) before the 422 is decided.
 @pytest.mark.filterwarnings("ignore:overflow encountered in reduce:RuntimeWarning")
 def test_a_weight_sum_that_overflows_is_a_422_over_http(client: TestClient) -> None:

@@ -1,4 +1,4 @@
-"""Splitting a kernel call over threads (service/parallel.py) changes nothing but the speed.
+"""Splitting a kernel call over threads (service/compute/parallel.py) changes nothing but the speed.
 
 Every registered loss, every input kind and rank its sampler draws, with weights and masks:
 the call split three ways (threshold lowered to 1) gives bit-identical element losses and
