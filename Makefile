@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test lint bench hostile soak clean
+.PHONY: run test test-fast lint bench hostile soak clean
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ run: $(VENV)/.runtime  ## set up and serve on $(HOST):$(PORT)
 test: $(VENV)/.dev  ## set up and run the whole test suite
 	$(PY) -m ruff check service tests bench
 	$(PY) -m pytest
+
+test-fast: $(VENV)/.dev  ## the tests that start no process and are not slow, fewer Hypothesis examples (< 1 min)
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-fast} $(PY) -m pytest -m "not system and not slow"
 
 bench: $(VENV)/.runtime  ## kernel benchmarks: each kernel against vectorised NumPy, same run
 	$(PY) -m bench.kernels

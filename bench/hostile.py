@@ -9,15 +9,16 @@ venv: ``git -C /work/main worktree add /tmp/before HEAD`` then
 ``python -m bench.hostile --root /tmp/before``. The server runs with its working directory and
 ``PYTHONPATH`` at the root, and the script prints where ``service`` was imported from.
 
-Clients are raw sockets (tests/hostile_clients.py, shared with tests/test_hostile.py). Memory is
-the resident set of the server's process tree (worker and decode helper, from /proc); "peak" is
-the growth of its summed ``VmHWM`` (reset before the request) over its RSS before. CPU is the
-tree's ``utime + stime``. Latency probes run on their own kept-alive connections during a
-scenario: ``/healthz`` every 20 ms, a small scoring request (mse, N = 32) every 50 ms; a probe
-that gets no answer within 60 s counts as 60 s, and the sends a stalled probe missed count as
-the waits they would have had (see ``Probe.latencies``). Baselines that a ratio needs are
-measured in the same run: the idle probes, one orjson parse of the same body in this process,
-gzip members at a tenth of the count, the kernel time per entry of ``mse``.
+Clients are raw sockets (tests/system/hostile_clients.py, shared with
+tests/system/test_hostile.py). Memory is the resident set of the server's process tree (worker
+and decode helper, from /proc); "peak" is the growth of its summed ``VmHWM`` (reset before the
+request) over its RSS before. CPU is the tree's ``utime + stime``. Latency probes run on their
+own kept-alive connections during a scenario: ``/healthz`` every 20 ms, a small scoring request
+(mse, N = 32) every 50 ms; a probe that gets no answer within 60 s counts as 60 s, and the sends
+a stalled probe missed count as the waits they would have had (see ``Probe.latencies``).
+Baselines that a ratio needs are measured in the same run: the idle probes, one orjson parse of
+the same body in this process, gzip members at a tenth of the count, the kernel time per entry
+of ``mse``.
 
 Sizes are the review's, except: finding 1c sends 100 MB bodies (the review's were 200 MB, which
 took a worker to 8.7 GB); finding 5 uses ``LOSS_SERVICE_MAX_WORK_SECONDS=1000`` where heavy
@@ -50,8 +51,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from tests import hostile_clients as hostile
-from tests.hostile_clients import MiB
+from tests.system import hostile_clients as hostile
+from tests.system.hostile_clients import MiB
 
 ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT = 300.0  # s; a checkout's first start compiles its kernels (numba cache)

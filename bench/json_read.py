@@ -16,7 +16,7 @@ The figures to read are the ratios (jsonread time / baseline time, / orjson floo
 Compilation. In fresh processes with an empty ``NUMBA_CACHE_DIR``: the time ``warm()`` takes
 to compile every kernel, then, in another process, to load them from that cache.
 
-Memory. ``python -m tests.jsonread_memory``: the RSS high-water mark of reading each
+Memory. ``python -m tests.system.jsonread_memory``: the RSS high-water mark of reading each
 pathological body (12 MB) in a fresh process, above the RSS that held the body, as a multiple
 of the body's size, for the service's way of reading and for building every value in Python.
 
@@ -123,7 +123,7 @@ def compile_times() -> None:
 def memory() -> None:
     print("memory: RSS peak above the body (reading it), as a multiple of the body")
     run = subprocess.run(
-        [sys.executable, "-m", "tests.jsonread_memory"], cwd=ROOT,
+        [sys.executable, "-m", "tests.system.jsonread_memory"], cwd=ROOT,
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     rows: dict[str, dict[str, dict]] = {}

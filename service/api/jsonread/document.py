@@ -5,7 +5,7 @@ This replaces ``orjson.loads`` + ``np.asarray`` (``service.api.codec.decode_json
 (:mod:`.scanner`), every number converted once, and nothing is built until asked for. A
 value's memory is estimated before it is built, and refused (413) once the values would take
 more than ``BUILD_FACTOR`` times the body; so one request's peak memory stays within about ten times its body whatever the
-body's structure (see ``tests/test_jsonread.py`` and ``bench/json_read.py``).
+body's structure (see ``tests/jsonread/test_reader.py`` and ``bench/json_read.py``).
 
 It accepts what ``decode_json_object`` accepted (orjson's RFC 8259, and what only Python's
 ``json`` took: ``NaN``, ``Infinity``, ``-Infinity``, numbers beyond the double range, a UTF-8

@@ -1,0 +1,97 @@
+"""Splitting a kernel call over threads (service/compute/parallel.py) changes nothing but the speed.
+
+Every registered loss, every input kind and rank its sampler draws, with weights and masks:
+the call split three ways (threshold lowered to 1) gives bit-identical element losses and
+gradient, hence the same cost, to the serial call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from service.compute import engine, parallel
+from service.losses.registry import REGISTRY
+from service.validation.contracts import Inputs
+from tests.strategies.samplers import kinds_of, random_case, ranks_of
+
+CASES = [
+    pytest.param(name, kind, rank, id=f"{name}-{kind}-rank{rank}")
+    for name in REGISTRY
+    for kind in kinds_of(name)
+    for rank in ranks_of(name)
+]
+
+
+def run(case, threads: int, monkeypatch: pytest.MonkeyPatch):
+    spec = REGISTRY[case.name]
+    inputs = Inputs(case.predictions, case.targets, case.sample_weight, case.mask)
+    return engine.compute(spec, inputs, spec.params(**case.params), threads=threads)
+
+
+@pytest.mark.parametrize(("name", "kind", "rank"), CASES)
+def test_a_split_call_equals_the_serial_call(
+    name: str, kind: str, rank: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(parallel, "THRESHOLD", 1)
+    rng = np.random.default_rng(abs(hash((name, kind, rank))) % 2**32)
+    case = random_case(
+        name, rng, rank=rank, kind=kind, weighted=True, masked=True, max_elements=400
+    )
+    serial = run(case, 1, monkeypatch)
+    submitted: list[object] = []
+    real_pool = parallel.pool
+
+    def counting_pool(threads: int):
+        executor = real_pool(threads)
+
+        class Spy:
+            def submit(self, *args, **kwargs):
+                submitted.append(args)
+                return executor.submit(*args, **kwargs)
+
+        return Spy()
+
+    monkeypatch.setattr(parallel, "pool", counting_pool)
+    split = run(case, 3, monkeypatch)
+    spec = REGISTRY[name]
+    params = spec.params(**case.params)
+    batch = spec.contract.prepare(
+        Inputs(case.predictions, case.targets, case.sample_weight, case.mask), params
+    )
+    periodic = any(isinstance(a, np.ndarray) and a.size > 1 for a in spec.kernel_arguments(params))
+    if batch.kernel_arrays[0].shape[0] >= 3 and not periodic:
+        assert len(submitted) == 3, "a call of 3 units or more must be split"
+    np.testing.assert_array_equal(split.gradient, serial.gradient)
+    np.testing.assert_array_equal(split.per_sample, serial.per_sample)
+    assert split.cost == serial.cost
+    assert split.sum == serial.sum
+
+
+def test_small_calls_stay_serial(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+
+    def kernel(predictions, targets, scale, losses, gradient):
+        calls.append(predictions.size)
+        losses[:] = 0.0
+
+    predictions = np.zeros(10)
+    arguments = (predictions, predictions)
+    parallel.run(kernel, arguments, np.ones(10), np.empty(10), np.empty(0), (), threads=4)
+    assert calls == [10]
+    monkeypatch.setattr(parallel, "THRESHOLD", 1)
+    calls.clear()
+    parallel.run(kernel, arguments, np.ones(10), np.empty(10), np.empty(0), (), threads=4)
+    assert sorted(calls) == [2, 2, 3, 3]  # four chunks of the 10 units
+    calls.clear()
+    periodic = (np.ones(5),)  # an array argument indexed by global position: not split
+    parallel.run(
+        lambda *a: calls.append(a[0].size),
+        arguments,
+        np.ones(10),
+        np.empty(10),
+        np.empty(0),
+        periodic,
+        threads=4,
+    )
+    assert calls == [10]

@@ -1,0 +1,393 @@
+"""Three replicas behind nginx on one machine, for tests/system/test_scaleout.py.
+
+The same topology as docker-compose.yml: three ``python -m service`` processes on free
+127.0.0.1 ports and Debian's nginx running ``deploy/nginx/nginx.conf`` itself, rendered for the
+test (the replica addresses instead of Docker's DNS name, a free listen port, every writable
+path in a temporary directory); client threads that loop over scoring requests through nginx;
+and readings of nginx's access log.
+"""
+
+from __future__ import annotations
+
+import grp
+import http.client
+import json
+import os
+import pwd
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.support.paths import ROOT
+from tests.system.server import clean_env, free_port
+
+NGINX_CONF = ROOT / "deploy" / "nginx" / "nginx.conf"
+READY_TIMEOUT = 120.0  # a cold numba cache compiles every kernel (~20 s); warm is ~2 s
+REQUEST_TIMEOUT = 30.0
+
+
+def nginx_binary() -> str | None:
+    found = shutil.which("nginx")
+    if found is None and os.access("/usr/sbin/nginx", os.X_OK):
+        found = "/usr/sbin/nginx"
+    return found
+
+
+def request(
+    port: int, method: str, path: str, body: bytes | None = None, timeout: float = 5.0
+) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        connection.request(method, path, body, headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def status_of(port: int, path: str) -> int | None:
+    try:
+        return request(port, "GET", path, timeout=2.0)[0]
+    except OSError:
+        return None
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    if not path.exists():
+        return f"({path.name} missing)"
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+# ---- processes ------------------------------------------------------------------------------
+
+
+class Process:
+    """A child in its own process group, output to a file; stopped with its whole group."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self.args = args
+        self.env = env
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+        self.needed_sigkill = False
+
+    def start(self) -> None:
+        with self.log.open("ab") as output:
+            self.process = subprocess.Popen(
+                self.args,
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def signal_group(self, signum: int) -> None:
+        assert self.process is not None
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
+
+    def kill(self) -> None:
+        """SIGKILL, like a crash or the OOM killer: no chance to finish anything."""
+        if self.process is not None:
+            self.signal_group(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 35.0) -> int | None:
+        """``signum`` to the main process, SIGKILL to the group past ``timeout``."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.needed_sigkill = True
+                self.signal_group(signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self.signal_group(signal.SIGKILL)  # anything of the group left behind
+        return self.process.returncode
+
+    def wait_for_status(self, port: int, path: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while status_of(port, path) != 200:
+            if not self.running():
+                pytest.fail(f"{self.name} exited ({self.process.returncode}):\n{tail(self.log)}")
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"{self.name}: no 200 from {path} in {timeout:.0f} s:\n{tail(self.log)}"
+                )
+            time.sleep(0.1)
+
+
+class Replica(Process):
+    def __init__(self, index: int, port: int, workdir: Path, **variables: str) -> None:
+        settings = {
+            "LOSS_SERVICE_WORKERS": "1",
+            "LOSS_SERVICE_KERNEL_THREADS": "1",
+            "LOSS_SERVICE_COMPUTE_THREADS": "2",
+            "LOSS_SERVICE_KEEPALIVE_SECONDS": "75",  # above nginx's upstream keepalive_timeout
+            "LOSS_SERVICE_LOG_LEVEL": "warning",
+        }
+        env = clean_env(**{**settings, **variables})
+        args = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)]
+        super().__init__(
+            f"replica {index} (port {port})", args, env, workdir / f"replica{index}.log"
+        )
+        self.port = port
+
+    def wait_ready(self) -> None:
+        self.wait_for_status(self.port, "/readyz", READY_TIMEOUT)
+
+
+# ---- nginx configuration -----------------------------------------------------------------
+
+
+def replace_once(text: str, pattern: str, replacement: str, flags: int = 0) -> str:
+    result, count = re.subn(pattern, lambda _: replacement, text, flags=flags)
+    assert count == 1, f"{NGINX_CONF.name}: expected one match of {pattern!r}, found {count}"
+    return result
+
+
+def render_nginx_conf(template: str, listen_port: int, replica_ports: list[int], work: Path) -> str:
+    """deploy/nginx/nginx.conf for this machine: same directives, local addresses and paths."""
+    # The upstream's server line(s): the same parameters (max_fails, fail_timeout ...) for
+    # every local replica, without `resolve` (a DNS name feature; nginx >= 1.27.3 only).
+    block = re.search(r"# servers: begin\n(.*?)\n[ \t]*# servers: end", template, re.DOTALL)
+    assert block, f"{NGINX_CONF.name}: no '# servers: begin' ... '# servers: end' block"
+    servers = re.findall(r"^\s*server\s+(\S+)\s*(.*?);", block.group(1), re.MULTILINE)
+    assert len(servers) == 1, f"one server line between the markers, got {servers}"
+    parameters = [p for p in servers[0][1].split() if p != "resolve"]
+    indent = re.search(r"\n([ \t]*)# servers: end", template).group(1)
+    local = "\n".join(
+        f"{indent}server 127.0.0.1:{port} {' '.join(parameters)};" for port in replica_ports
+    )
+    text = template[: block.start(1)] + local + template[block.end(1) :]
+
+    text = replace_once(text, r"\blisten 8000;", f"listen 127.0.0.1:{listen_port};")
+    text = replace_once(text, r"^pid \S+;", f"pid {work}/nginx.pid;", re.M)
+    text = replace_once(text, r"^worker_processes \S+;", "worker_processes 2;", re.M)
+    text, temp_paths = re.subn(r"(_temp_path )/var/cache/nginx/", f"\\g<1>{work}/", text)
+    assert temp_paths == 5, f"five *_temp_path directives under /var/cache/nginx/, {temp_paths}"
+    if os.geteuid() == 0:
+        # As root, nginx's workers would switch to a user that cannot reach the temporary
+        # directory: keep them as the current user.
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        group = grp.getgrgid(os.getegid()).gr_name
+        text = f"user {user} {group};\n" + text
+    return text
+
+
+# ---- the cluster ------------------------------------------------------------------------------
+
+
+@dataclass
+class Cluster:
+    nginx_port: int
+    replicas: list[Replica]
+    nginx: Process
+    access_log: Path
+    work: Path
+    started: list[Process] = field(default_factory=list)
+
+    def logs(self) -> str:
+        parts = [f"--- {p.name}: {p.log}\n{tail(p.log)}" for p in [self.nginx, *self.replicas]]
+        return "\n".join(parts)
+
+
+@contextmanager
+def running_cluster(
+    work: Path, edit: Callable[[str], str] = lambda text: text, **replica_env: str
+) -> Iterator[Cluster]:
+    """nginx in front of three replicas; ``edit`` changes the rendered nginx.conf."""
+    binary = nginx_binary()
+    if binary is None:
+        pytest.skip(
+            "nginx is not installed: `apt-get install -y nginx` (Debian/Ubuntu); "
+            ".ci/run installs it when it runs as root"
+        )
+    replicas = [Replica(i, free_port(), work, **replica_env) for i in range(3)]
+    nginx_port = free_port()
+    conf = work / "nginx.conf"
+    conf.write_text(
+        edit(
+            render_nginx_conf(
+                NGINX_CONF.read_text(encoding="utf-8"),
+                nginx_port,
+                [r.port for r in replicas],
+                work,
+            )
+        ),
+        encoding="utf-8",
+    )
+    nginx_args = [binary, "-p", f"{work}/", "-e", "stderr", "-c", str(conf)]
+    checked = subprocess.run(
+        [*nginx_args, "-t"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert checked.returncode == 0, f"nginx -t refuses the rendered config:\n{checked.stderr}"
+    nginx = Process("nginx", [*nginx_args, "-g", "daemon off;"], clean_env(), work / "nginx.log")
+    cluster = Cluster(nginx_port, replicas, nginx, work / "nginx.log", work)
+    try:
+        for replica in replicas:
+            replica.start()
+        for replica in replicas:
+            replica.wait_ready()
+        nginx.start()
+        nginx.wait_for_status(nginx_port, "/nginx-health", 10)
+        nginx.wait_for_status(nginx_port, "/readyz", 10)  # proxied to a replica
+        yield cluster
+    finally:
+        for process in [nginx, *replicas]:
+            process.stop(timeout=10)
+
+
+# ---- requests ---------------------------------------------------------------------------------
+
+
+def scoring_requests() -> list[tuple[str, bytes]]:
+    """A fixed set of (path, body): several losses, small and larger, deterministic inputs."""
+    rng = random.Random(7)
+
+    def matrix(rows: int, cols: int, low: float = -3.0, high: float = 3.0) -> list[list[float]]:
+        return [[round(rng.uniform(low, high), 6) for _ in range(cols)] for _ in range(rows)]
+
+    large_p, large_y = matrix(3000, 16), matrix(3000, 16)
+    # ~0.2 s of parsing and computing per request: most of the time some are in flight on
+    # every replica, so the SIGKILL cuts requests off mid-way, not only idle connections.
+    heavy_p, heavy_y = matrix(25000, 16), matrix(25000, 16)
+    bodies = [
+        (
+            "/v1/losses/mse",
+            {
+                "predictions": [[0.5, 1.0], [3.0, 4.0]],
+                "targets": [[1.0, 1.0], [2.0, 2.0]],
+                "sample_weight": [1.0, 3.0],
+            },
+        ),
+        (
+            "/v1/losses/huber",
+            {"predictions": matrix(64, 4), "targets": matrix(64, 4), "params": {"delta": 0.7}},
+        ),
+        (
+            "/v1/losses/binary_cross_entropy",
+            {
+                "predictions": matrix(50, 3),
+                "targets": [[rng.randint(0, 1) for _ in range(3)] for _ in range(50)],
+                "params": {"from_logits": True},
+            },
+        ),
+        (
+            "/v1/losses/sparse_categorical_cross_entropy",
+            {
+                "predictions": matrix(40, 5),
+                "targets": [rng.randrange(5) for _ in range(40)],
+                "params": {"from_logits": True},
+                "reduction": "sum",
+            },
+        ),
+        ("/v1/losses/mae", {"predictions": large_p, "targets": large_y}),
+        (
+            "/v1/losses/log_cosh",
+            {"predictions": heavy_p, "targets": heavy_y, "include": ["cost", "per_sample"]},
+        ),
+    ]
+    return [(path, json.dumps(body).encode()) for path, body in bodies]
+
+
+@dataclass
+class Load:
+    """Client threads looping over the requests through nginx, each on a keep-alive connection."""
+
+    port: int
+    requests: list[tuple[str, bytes]]
+    expected: list[object]
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    ok: int = 0
+    failures: list[str] = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self, count: int) -> None:
+        for index in range(count):
+            thread = threading.Thread(target=self._run, args=(index,), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def join(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=REQUEST_TIMEOUT + 5)
+            assert not thread.is_alive(), "a client thread is stuck"
+
+    def _run(self, index: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT)
+        position = index
+        try:
+            while not self.stop.is_set():
+                which = position % len(self.requests)
+                position += 1
+                path, body = self.requests[which]
+                problem = None
+                try:
+                    connection.request("POST", path, body, {"Content-Type": "application/json"})
+                    response = connection.getresponse()
+                    payload = response.read()
+                    if response.status != 200:
+                        problem = f"{path}: {response.status} {payload[:300]!r}"
+                    elif json.loads(payload) != self.expected[which]:
+                        problem = f"{path}: 200 with different numbers: {payload[:300]!r}"
+                except (OSError, http.client.HTTPException) as error:
+                    problem = f"{path}: {type(error).__name__}: {error}"
+                    connection.close()  # reconnects on the next request
+                with self.lock:
+                    if problem is None:
+                        self.ok += 1
+                    else:
+                        self.failures.append(problem)
+        finally:
+            connection.close()
+
+    def count(self) -> int:
+        with self.lock:
+            return self.ok + len(self.failures)
+
+
+def retried(access_log: Path) -> int:
+    """Requests nginx sent to more than one replica (``$upstream_addr`` lists each attempt)."""
+    text = access_log.read_text(encoding="utf-8", errors="replace")
+    return len(re.findall(r"upstream=[^ ]+, ", text))
+
+
+def upstream_statuses(access_log: Path, start_line: int = 0) -> Counter[tuple[str, str]]:
+    """(last upstream address, its status) of every access-log line from ``start_line`` on."""
+    counts: Counter[tuple[str, str]] = Counter()
+    lines = access_log.read_text(encoding="utf-8", errors="replace").splitlines()[start_line:]
+    for line in lines:
+        found = re.search(r"upstream=(.*?) ustatus=(.*?) urt=", line)
+        if found:
+            address = found.group(1).split(",")[-1].split(":")[-1].strip()
+            status = found.group(2).split(",")[-1].strip()
+            counts[(address, status)] += 1
+    return counts
+
+
+def access_lines(access_log: Path) -> int:
+    return len(access_log.read_text(encoding="utf-8", errors="replace").splitlines())
