@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test lint coverage bench hostile soak clean
+.PHONY: run test lint coverage typecheck bench hostile soak clean
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,9 @@ coverage: $(VENV)/.dev  ## in-process tests under coverage, kernels included; fa
 	$(PY) -m coverage combine -q
 	$(PY) -m coverage report
 
+typecheck: $(VENV)/.dev  ## mypy over service/ (configured in pyproject.toml; not yet in make test)
+	$(PY) -m mypy
+
 bench: $(VENV)/.runtime  ## kernel benchmarks: each kernel against vectorised NumPy, same run
 	$(PY) -m bench.kernels
 	$(PY) -m bench.structured
@@ -94,5 +97,5 @@ lint: $(VENV)/.dev
 	$(PY) -m ruff format --check service tests bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage .coverage.* htmlcov
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .mypy_cache .coverage .coverage.* htmlcov
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
