@@ -21,8 +21,9 @@ $(VENV)/.dev: $(VENV)/.runtime
 run: $(VENV)/.runtime  ## set up and serve on $(HOST):$(PORT)
 	$(PY) -m service --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.dev  ## set up and run the whole test suite
+test: $(VENV)/.dev  ## set up, lint (check and format), run the whole test suite
 	$(PY) -m ruff check service tests bench
+	$(PY) -m ruff format --check service tests bench
 	$(PY) -m pytest
 
 # ---- coverage ------------------------------------------------------------------------------
