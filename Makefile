@@ -21,10 +21,11 @@ $(VENV)/.dev: $(VENV)/.runtime
 run: $(VENV)/.runtime  ## set up and serve on $(HOST):$(PORT)
 	$(PY) -m service --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.dev  ## set up, lint (check and format), run the whole test suite
+test: $(VENV)/.dev  ## set up, lint (check and format), run the whole suite, then make coverage
 	$(PY) -m ruff check service tests bench
 	$(PY) -m ruff format --check service tests bench
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory coverage  # ~2.5 min after pytest (numba's cache is warm by then)
 
 # ---- coverage ------------------------------------------------------------------------------
 # Two passes, one report. Pass 1 runs the kernels as Python (NUMBA_DISABLE_JIT=1, as stumpy
