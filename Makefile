@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test test-fast lint bench hostile soak clean
+.PHONY: run test test-fast lint typecheck coverage kernels-as-python bench hostile soak clean
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,34 @@ $(VENV)/.dev: $(VENV)/.runtime
 run: $(VENV)/.runtime  ## set up and serve on $(HOST):$(PORT)
 	$(PY) -m service --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.dev  ## set up and run the whole test suite
+test: $(VENV)/.dev  ## set up; lint, format, types; the whole suite under coverage, with its floor
 	$(PY) -m ruff check service tests bench
-	$(PY) -m pytest
+	$(PY) -m ruff format --check service tests bench
+	$(PY) -m mypy
+	$(PY) -m coverage erase
+	$(PY) -m coverage run -m pytest
+	$(MAKE) --no-print-directory kernels-as-python
+	$(PY) -m coverage combine -q
+	$(PY) -m coverage report
+
+# The kernels' lines count only when they run as Python (NUMBA_DISABLE_JIT=1, as stumpy does):
+# the kernel, property, expression, score and compute tests run once more that way, under
+# coverage. Tests marked `compiled` need IEEE inf and NaN where Python raises (numba's
+# error_model="numpy"); the JSON reader's tests need numba intrinsics that have no Python form.
+kernels-as-python: $(VENV)/.dev
+	NUMBA_DISABLE_JIT=1 HYPOTHESIS_PROFILE=fast $(PY) -m coverage run -m pytest -q \
+		-m "not system and not slow and not compiled" \
+		tests/kernels tests/properties tests/reference tests/expressions tests/scores tests/compute
+
+coverage: $(VENV)/.dev  ## the suite under coverage, kernels included (make test does this too)
+	$(PY) -m coverage erase
+	$(PY) -m coverage run -m pytest -m "not system"
+	$(MAKE) --no-print-directory kernels-as-python
+	$(PY) -m coverage combine -q
+	$(PY) -m coverage report
+
+typecheck: $(VENV)/.dev  ## mypy over service/ (make test does this too)
+	$(PY) -m mypy
 
 test-fast: $(VENV)/.dev  ## the tests that start no process and are not slow, fewer Hypothesis examples (< 1 min)
 	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-fast} $(PY) -m pytest -m "not system and not slow"
@@ -44,5 +69,5 @@ lint: $(VENV)/.dev
 	$(PY) -m ruff format --check service tests bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .mypy_cache .coverage .coverage.* htmlcov
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

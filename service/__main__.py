@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> None:
         # its own log has the client, and X-Request-ID ties the two lines together).
         proxy_headers=False,
         timeout_keep_alive=settings.keepalive_seconds,
-        timeout_graceful_shutdown=settings.graceful_timeout_seconds,
+        # (annotated int, used as seconds of any kind)
+        timeout_graceful_shutdown=settings.graceful_timeout_seconds,  # type: ignore[arg-type]
     )
 
 

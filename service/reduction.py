@@ -31,7 +31,7 @@ and may underflow (they are what shards merge with).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 
@@ -239,7 +239,7 @@ def gradient_scale(weights: Weights, reduction: Reduction) -> np.ndarray:
             return np.full(n * k, 1.0 / total)  # = 1 / W, each weight being 1
         scale = np.ones(n * k)
     elif element is None:
-        scale = np.repeat(sample, k)
+        scale = np.repeat(cast(np.ndarray, sample), k)  # (not None: one of the two is set)
     elif sample is None:
         scale = element.copy()
     else:

@@ -91,7 +91,8 @@ async def read_body(
     except asyncio.CancelledError:
         if not timer.fired:
             raise
-        timer.task.uncancel()
+        if timer.task is not None:
+            timer.task.uncancel()
         raise RequestTimeout(
             f"no bytes of the body arrived for {limits.idle_seconds:g} s "
             f"(LOSS_SERVICE_BODY_TIMEOUT_SECONDS) after {progress.received} bytes; "

@@ -141,7 +141,7 @@ def refuse_unknown(
         for name in names
     ]
     first, *more = items
-    raise StructureError(first["loc"], first["msg"], more, count - len(items))
+    raise StructureError(first["loc"], str(first["msg"]), more, count - len(items))
 
 
 ENCODE_CHUNK = 65_536  # array entries per orjson call: ~3 ms, so the GIL changes hands often

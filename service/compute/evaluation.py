@@ -9,7 +9,7 @@ gradient_k`` and ``per_sample = sum_k weight_k per_sample_k``; then the metrics
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -104,8 +104,8 @@ def evaluate(
         cost = sum(term.weight * result.cost for term, result in results) + regularization["value"]
     if evaluation.per_sample:
         per_sample = sum(term.weight * result.per_sample for term, result in results)
-    if evaluation.gradient:
-        gradient = sum(term.weight * result.gradient for term, result in results)
+    if evaluation.gradient:  # (every term computed its gradient)
+        gradient = sum(term.weight * cast(np.ndarray, result.gradient) for term, result in results)
     checkpoint()
     metrics = scores.compute_metrics(evaluation.metrics, inputs)
     for name, total in (("cost", cost), ("per_sample", per_sample), ("gradient", gradient)):

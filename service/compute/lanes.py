@@ -137,7 +137,7 @@ class ComputePool:
     def _work(self) -> None:
         lower_priority(self.nice)
         # Overflow and NaN are results to check, never warnings: every input and result is
-        # checked for finiteness (service.validation.finite), and a sum of finite values may overflow.
+        # checked for finiteness (service.validation.finite).
         np.seterr(over="ignore", invalid="ignore", divide="ignore")
         pending: list[list] = []
         oldest = 0.0
@@ -159,12 +159,12 @@ class ComputePool:
             # the future: from then on only the awaiting request holds it, however long this
             # thread takes to drop the slot (an answer is freed when it is sent, not later).
             slot = [loop, future, _execute(work, deadline)]
-            loop = future = work = deadline = None
+            del loop, future, work, deadline
             worked = True
             if not pending:
                 oldest = time.perf_counter()
             pending.append(slot)
-            slot = None
+            del slot
             if time.perf_counter() - oldest > self.FLUSH_AFTER:
                 _deliver_all(pending)
                 pending = []

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 import operator
+from typing import cast
 
 from service.expressions.grammar import ExpressionError
 from service.expressions.tree import (
@@ -97,6 +98,11 @@ def _folded(value: float) -> Node | None:
     return number(value) if math.isfinite(value) else None
 
 
+def _value(node: Node) -> float:
+    """A number node's value (numbers hold floats; names hold their name)."""
+    return cast(float, node.value)
+
+
 def _both_numbers(a: Node, b: Node) -> bool:
     return a.operator == "number" and b.operator == "number"
 
@@ -106,7 +112,7 @@ def add(a: Node, b: Node) -> Node:
         return b
     if is_number(b, 0.0):
         return a
-    if _both_numbers(a, b) and (folded := _folded(a.value + b.value)) is not None:  # type: ignore[operator]
+    if _both_numbers(a, b) and (folded := _folded(_value(a) + _value(b))) is not None:
         return folded
     if b.operator == "neg":
         return subtract(a, b.arguments[0])
@@ -146,7 +152,7 @@ def multiply(a: Node, b: Node) -> Node:
         return b
     if is_number(b, 1.0):
         return a
-    if _both_numbers(a, b) and (folded := _folded(a.value * b.value)) is not None:  # type: ignore[operator]
+    if _both_numbers(a, b) and (folded := _folded(_value(a) * _value(b))) is not None:
         return folded
     if is_number(a, -1.0):
         return negate(b)
@@ -163,7 +169,7 @@ def multiply(a: Node, b: Node) -> Node:
     if b.operator == "number" and a.operator != "number":
         return multiply(b, a)
     if a.operator == "number" and b.operator == "*" and b.arguments[0].operator == "number":
-        folded = _folded(a.value * b.arguments[0].value)  # type: ignore[operator]
+        folded = _folded(_value(a) * _value(b.arguments[0]))
         if folded is not None:
             return multiply(folded, b.arguments[1])
     return apply("*", a, b)
@@ -209,7 +215,7 @@ def where(condition: Node, a: Node, b: Node) -> Node:
         return a
     left, right = condition.arguments
     if _both_numbers(left, right):
-        return a if _COMPARE[condition.operator](left.value, right.value) else b
+        return a if _COMPARE[condition.operator](_value(left), _value(right)) else b
     return apply("where", condition, a, b)
 
 

@@ -67,6 +67,7 @@ class Node:
     arguments: tuple[Node, ...]
     value: float | str | None
     depth: int
+    _hash: int
 
     def __init__(
         self, operator: str, arguments: tuple[Node, ...] = (), value: float | str | None = None

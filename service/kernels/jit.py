@@ -10,9 +10,11 @@
 - No ``fastmath``: it lets LLVM assume no NaN or Inf, so ``isnan`` checks compile to False.
 """
 
+from typing import Any
+
 from numba import njit
 
-JIT_OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
+JIT_OPTIONS: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 
 def kernel(function):

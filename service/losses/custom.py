@@ -70,7 +70,7 @@ class CustomParams(Params):
     """An expression in p and y (API.md, "Custom losses"), and the constants it names."""
 
     constants: Constants = Field(
-        default={},
+        default=Constants(),
         max_length=MAX_CONSTANTS,
         description="Named constants of the expression: identifier -> finite number "
         f"(at most {MAX_CONSTANTS}; not p, y, a function name or a Python keyword).",

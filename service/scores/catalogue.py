@@ -42,7 +42,7 @@ def _label_score(score: formulas.Score) -> Evaluate:
 
     def evaluate(inputs: Inputs, request: MetricRequest) -> float:
         entries = read_labels(inputs, request)
-        average = request.params.average if entries.multiclass else "macro"
+        average: formulas.Average = request.params.average if entries.multiclass else "macro"
         return formulas.precision_recall_f1(
             score, entries.truth, entries.guess, entries.weight, entries.labels, average
         )

@@ -50,6 +50,7 @@ def parse_metrics(raw: Any) -> list[MetricRequest]:
 def parse_metric(item: Any, index: int) -> MetricRequest:
     """One item of ``metrics``: a name, or ``{"name", "params"}``."""
     loc = body_loc("metrics", index)
+    name: Any
     if isinstance(item, str):
         name, params = item, None
     elif isinstance(item, dict):

@@ -30,10 +30,10 @@ def require_finite(array: np.ndarray, field: str) -> None:
     first = first_non_finite(array)
     if first is None:
         return
-    index = np.unravel_index(first, array.shape)
+    index = tuple(int(i) for i in np.unravel_index(first, array.shape))
     value = array[index]
     kind = "NaN" if np.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     raise DomainError(
-        body_loc(field, *map(int, index)),
+        body_loc(field, *index),
         f"{index_text(field, index)} is {kind}; every value must be a finite number",
     )

@@ -31,10 +31,10 @@ def structure_error(error: ValidationError, model: type[BaseModel]) -> Structure
         loc = tuple(item["loc"])
         tag_at = _union_tag_position(model, loc)
         if tag_at is None:
-            specific.setdefault(loc, []).append(item)
+            specific.setdefault(loc, []).append(dict(item))
             continue
         field_loc = loc[:tag_at]
-        cleaned = {**item, "loc": field_loc + loc[tag_at + 1 :]}
+        cleaned: dict[str, Any] = {**item, "loc": field_loc + loc[tag_at + 1 :]}
         if len(loc) == tag_at + 1 and item["type"] in TYPE_ERRORS:
             type_mismatches.setdefault(field_loc, []).append(cleaned)
         else:
@@ -55,7 +55,7 @@ def structure_error(error: ValidationError, model: type[BaseModel]) -> Structure
         )
     unlisted = max(0, len(items) - MAX_LISTED_ERRORS)
     first, *more = items[:MAX_LISTED_ERRORS]
-    return StructureError(first["loc"], first["msg"], more, unlisted)
+    return StructureError(first["loc"], str(first["msg"]), more, unlisted)
 
 
 TYPE_ERRORS = frozenset(

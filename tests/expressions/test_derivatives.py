@@ -26,6 +26,7 @@ from tests.strategies.expressions import EXPRESSIONS, POINTS, Generated
 # --- values and derivatives --------------------------------------------------------------------
 
 
+@pytest.mark.compiled  # IEEE inf / NaN where Python raises: compiled kernels only
 @given(expression=EXPRESSIONS, p=POINTS, y=POINTS)
 def test_kernel_matches_the_independent_function_and_the_naive_tree_walk(
     expression: Generated, p: float, y: float
@@ -40,6 +41,7 @@ def test_kernel_matches_the_independent_function_and_the_naive_tree_walk(
     assert same(gradient[0], slope, magnitude[0]), compiled.derivative
 
 
+@pytest.mark.compiled  # IEEE inf / NaN where Python raises: compiled kernels only
 @given(expression=EXPRESSIONS, p=POINTS, y=POINTS)
 def test_derivative_matches_central_differences_away_from_kinks(
     expression: Generated, p: float, y: float
@@ -112,6 +114,7 @@ def test_kinks_have_derivative_zero_and_where_differentiates_the_taken_branch(
     assert gradient[0] == expected
 
 
+@pytest.mark.compiled  # IEEE inf / NaN where Python raises: compiled kernels only
 def test_nan_propagates_through_every_guard_but_an_untaken_branch() -> None:
     texts = ["relu(log(p))", "sign(log(p))", "minimum(log(p), 1)", "clip(log(p), 0, 1)"]
     for text in [*texts, "where(log(p) > 0, 1, 2)"]:

@@ -1,6 +1,7 @@
 """Domain-aware random inputs for every loss, from a numpy Generator: :data:`SAMPLERS`, the one
-table keyed by canonical loss name (adding a loss means one entry here and one reference in
-:data:`tests.reference.REFERENCES`).
+table keyed by canonical loss name, for the losses whose domain is not the common one
+(:data:`DEFAULT`: elementwise on real values); adding a loss means one reference in
+:data:`tests.reference.REFERENCES`, and an entry here only for an unusual domain.
 
 Each loss has a :class:`Sampler` that draws valid params, targets and predictions inside the
 loss's domain (LOSSES.md) for each *kind* of input it takes: ``"logits"`` and
@@ -28,6 +29,9 @@ from typing import Any
 
 import numpy as np
 
+import service.losses  # noqa: F401  (registers every loss)
+from service.losses.registry import REGISTRY
+from service.validation.contracts import Elementwise
 from tests.reference import element_grid, has_class_axis
 from tests.reference.regression import CUSTOM_EXPRESSION
 from tests.strategies import draws, structured
@@ -98,8 +102,13 @@ def custom_params(rng: np.random.Generator, kind: str, shape: Shape) -> Params:
     return {"expression": CUSTOM_EXPRESSION, "constants": {"k": float(rng.uniform(0.1, 2.0))}}
 
 
+#: The sampler of the common domain: an elementwise loss of real predictions and targets, with
+#: its default params. A loss whose domain is that needs no entry in :data:`SAMPLERS`.
+DEFAULT = Sampler(draws.no_params, draws.normal_targets, draws.near_targets)
+
+#: The samplers of the losses whose domain is not the common one (``mse`` and ``log_cosh`` take
+#: :data:`DEFAULT`).
 SAMPLERS: dict[str, Sampler] = {
-    "mse": Sampler(draws.no_params, draws.normal_targets, draws.near_targets),
     "mae": Sampler(draws.no_params, draws.normal_targets, draws.near_targets, draws.AT_ZERO),
     "huber": Sampler(
         draws.huber_params,
@@ -113,7 +122,6 @@ SAMPLERS: dict[str, Sampler] = {
         draws.smooth_l1_predictions,
         draws.distance_kinks(draws.smooth_l1_kinks),
     ),
-    "log_cosh": Sampler(draws.no_params, draws.normal_targets, draws.near_targets),
     "msle": Sampler(draws.no_params, draws.msle_values, draws.msle_values),
     "mape": Sampler(draws.mape_params, draws.mape_targets, draws.mape_predictions, draws.AT_ZERO),
     "quantile": Sampler(
@@ -216,14 +224,30 @@ SAMPLERS: dict[str, Sampler] = {
 PER_SAMPLE_PARAMS = ("target_lengths", "input_lengths")
 
 
+def has_common_domain(name: str) -> bool:
+    """An elementwise loss on real values whose params all have defaults: :data:`DEFAULT`."""
+    spec = REGISTRY[name]
+    required = [field for field in spec.params.model_fields.values() if field.is_required()]
+    return isinstance(spec.contract, Elementwise) and not required
+
+
+def sampler_of(name: str) -> Sampler:
+    """The loss's own sampler, else :data:`DEFAULT` for a loss of the common domain."""
+    if name in SAMPLERS:
+        return SAMPLERS[name]
+    if has_common_domain(name):
+        return DEFAULT
+    raise KeyError(f"{name}: its domain is not the common one; add a sampler to SAMPLERS")
+
+
 def kinds_of(name: str) -> tuple[str, ...]:
     """The input kinds of a loss (a loss without a sampler: one, so test grids still build)."""
-    return SAMPLERS[name].kinds if name in SAMPLERS else ("values",)
+    return sampler_of(name).kinds if name in REGISTRY else ("values",)
 
 
 def ranks_of(name: str) -> tuple[int, ...]:
     """The ranks of predictions a loss takes (a loss without a sampler: 1 to 4)."""
-    return SAMPLERS[name].ranks if name in SAMPLERS else (1, 2, 3, 4)
+    return sampler_of(name).ranks if name in REGISTRY else (1, 2, 3, 4)
 
 
 def rank_near(name: str, rank: int) -> int:
@@ -289,7 +313,7 @@ def random_case(
 ) -> Case:
     """A valid random input for loss ``name``: C-contiguous float64 arrays. ``rank`` and
     ``kind`` default to a random one the loss takes."""
-    sampler = SAMPLERS[name]
+    sampler = sampler_of(name)
     rank = int(rng.choice(sampler.ranks)) if rank is None else rank
     kind = str(rng.choice(sampler.kinds)) if kind is None else kind
     assert rank in sampler.ranks and kind in sampler.kinds, (name, rank, kind)

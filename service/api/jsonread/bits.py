@@ -4,12 +4,20 @@ The converters build a double from its sign, exponent and significand fields; nu
 bit cast of scalars, so this is one LLVM ``bitcast`` (no instruction at all on x86-64).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
+if TYPE_CHECKING:  # what the intrinsics are to their callers (numba adds the typing context)
 
-@intrinsic
+    def bits_to_float(bits: Any) -> float: ...
+
+    def float_to_bits(value: Any) -> Any: ...
+
+
+@intrinsic  # type: ignore[no-redef]
 def bits_to_float(typingctx, bits):
     """The double whose IEEE 754 encoding is the uint64 ``bits``."""
     if bits != types.uint64:
@@ -21,7 +29,7 @@ def bits_to_float(typingctx, bits):
     return types.float64(types.uint64), codegen
 
 
-@intrinsic
+@intrinsic  # type: ignore[no-redef]
 def float_to_bits(typingctx, value):
     """The IEEE 754 encoding of the double ``value``, as a uint64."""
     if value != types.float64:

@@ -70,7 +70,7 @@ def build(document: Scanned, tokens, count: int) -> Any:
     raise AssertionError("the walk ended inside a container")
 
 
-def decode_string(body: bytes, start: int, end: int) -> str:
+def decode_string(body: bytes | bytearray, start: int, end: int) -> str:
     """The str of the (validated) JSON string token ``body[start:end]``."""
     text = memoryview(body)[start:end]  # no copy of a long string's bytes
     if body.find(b"\\", start, end) < 0:

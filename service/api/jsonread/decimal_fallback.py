@@ -91,7 +91,7 @@ def _compare_with_midpoint(digits, digits_size, exponent, truncated, bits, work,
     biased = np.int64(bits >> np.uint64(52))
     if biased == 0:
         significand = bits & MANTISSA_MASK
-        power = -1074
+        power = np.int64(-1074)
     else:
         significand = (bits & MANTISSA_MASK) | HIDDEN_BIT
         power = biased - 1075

@@ -106,7 +106,8 @@ def eisel_lemire(mantissa, exponent):
     if exponent > LARGEST_EXPONENT:
         return INFINITY_BITS, True
     index = exponent - SMALLEST_EXPONENT
-    zeros = leading_zeros(mantissa)
+    # (an intrinsic: numba passes its typing context, which the type checker cannot see)
+    zeros: int = leading_zeros(mantissa)  # type: ignore[call-arg]
     normalised = mantissa << np.uint64(zeros)
     high, low = multiply_full(normalised, FIVE_HIGH[index])
     exact = 0 <= exponent <= 27  # T_q is 5**q itself and its low word is zero

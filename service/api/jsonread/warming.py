@@ -29,7 +29,8 @@ PACKAGE = Path(__file__).parent
 def _fingerprint_path() -> Path:
     """Beside the cache: NUMBA_CACHE_DIR when set (an image bakes its cache there and its
     package tree is read-only), else the package's __pycache__, numba's default."""
-    root = Path(config.CACHE_DIR) if config.CACHE_DIR else PACKAGE / "__pycache__"
+    cache_dir = getattr(config, "CACHE_DIR", "")  # (numba's config is built at run time)
+    root = Path(cache_dir) if cache_dir else PACKAGE / "__pycache__"
     return root / "jsonread-sources.sha256"
 
 
@@ -110,5 +111,6 @@ def forget_compiled_code() -> None:
     """Empty every kernel's on-disk cache index, so the next call compiles from source."""
     for dispatcher in kernels():
         cache = getattr(dispatcher, "_cache", None)  # numba's FunctionCache (or NullCache)
-        with contextlib.suppress(OSError, AttributeError):
-            cache.flush()
+        if cache is not None:
+            with contextlib.suppress(OSError, AttributeError):
+                cache.flush()

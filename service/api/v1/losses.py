@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, partial
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -85,7 +85,10 @@ def request_model(spec: LossSpec) -> type[LossRequest]:
         f"{title}Request",
         __base__=LossRequest,
         __doc__=f"Request body of POST /v1/losses/{spec.name}.",
-        params=(spec.params | None, Field(None, description=f"Parameters of {spec.name}.")),
+        params=(
+            cast(Any, spec.params | None),
+            Field(None, description=f"Parameters of {spec.name}."),
+        ),
     )
 
 

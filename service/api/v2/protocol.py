@@ -151,10 +151,10 @@ def answer(
 ) -> Reply:
     """The JSON header (``outputs`` in the requested order), then any binary chunks, whose
     start the ``Inference-Header-Content-Length`` header gives."""
-    values = {
+    values: dict[str, np.ndarray] = {
         "per_sample": result.per_sample,
         "cost": np.array([result.cost]),
-        "gradient": result.gradient,
+        "gradient": result.gradient if result.gradient is not None else np.empty(0),
         "sum": np.array([result.sum]),
         "weight_sum": np.array([result.weight_sum]),
     }

@@ -219,7 +219,7 @@ def encode_output(
         )
     entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
     if binary:
-        raw = memoryview(array).cast("B")  # no copy: the response joins the chunks once
+        raw = array.data.cast("B")  # no copy: the response joins the chunks once
         entry["parameters"] = {"binary_data_size": raw.nbytes}
         return entry, raw
     entry["data"] = array.reshape(-1)

@@ -108,12 +108,12 @@ def _inflate(
 class Framing:
     """The JSON inference header and the binary section after it (empty without binary)."""
 
-    header: bytes
+    header: bytes | bytearray
     binary: memoryview
     has_binary_header: bool
 
 
-def split_body(body: bytes, header_length: str | None) -> Framing:
+def split_body(body: bytes | bytearray, header_length: str | None) -> Framing:
     """Split the body at ``Inference-Header-Content-Length`` (absent: all of it is JSON)."""
     if header_length is None:
         return Framing(body, memoryview(b""), False)

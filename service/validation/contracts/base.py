@@ -48,10 +48,16 @@ class Contract(Protocol):
 
     shapes: Mapping[str, str]
     elements: str
-    #: Targets are integer labels (class indices, label sequences).
-    integer_targets: bool
-    #: The length of the predictions' last axis when the contract fixes it.
-    fixed_last_axis: int | None
+
+    @property
+    def integer_targets(self) -> bool:
+        """Targets are integer labels (class indices, label sequences)."""
+        ...
+
+    @property
+    def fixed_last_axis(self) -> int | None:
+        """The length of the predictions' last axis when the contract fixes it."""
+        ...
 
     def mask_rank(self, predictions_rank: int, targets_rank: int) -> int:
         """The rank of the element grid for predictions and targets of these ranks."""
