@@ -55,8 +55,8 @@ def run(
     never outlives its deadline or its client by more than a chunk.
     """
     units = arrays[0].shape[0]
-    # An array among the arguments (bce's per-entry pos_weight) is indexed by global position:
-    # such a call is not split.
+    # An array among the kernel's options may be indexed by global position (a weight per entry
+    # of the last axis, say): such a call is not split.
     periodic = any(isinstance(argument, np.ndarray) and argument.size > 1 for argument in arguments)
     work = arrays[0].size  # the predictions' entries: what every kernel reads once at least
     split = threads > 1 and work >= THRESHOLD and units >= threads and not periodic

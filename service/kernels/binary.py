@@ -21,15 +21,13 @@ from service.kernels.stable import clip, logistic
 def binary_cross_entropy(
     predictions, targets, scale, losses, gradient, from_logits, smoothing, eps, pos_weight
 ):
-    r"""Binary cross-entropy with label smoothing :math:`y' = y(1 - s) + s/2`.
+    r"""The loss and gradient that record ``BINARY_CROSS_ENTROPY`` (service/losses/binary.py)
+    states.
 
-    Probabilities: :math:`l = -[y' \log p_c + (1 - y') \log(1 - p_c)]`,
-    :math:`\partial l/\partial p = -y'/p_c + (1 - y')/(1 - p_c)`.
-
-    Logits, with :math:`w` = ``pos_weight[i % len(pos_weight)]`` (one per entry of the last
-    axis, or one for all): :math:`l = w y' \operatorname{softplus}(-x) + (1 - y')
-    \operatorname{softplus}(x)`, :math:`\partial l/\partial x = -w y' \sigma(-x) + (1 - y')
-    \sigma(x)`.
+    Probabilities are clipped to :math:`[\epsilon, 1 - \epsilon]` before the logs. Logits go
+    through :func:`~service.kernels.stable.logistic` (softplus and sigmoid of both signs from
+    one ``exp`` and one ``log1p``), with :math:`w` = ``pos_weight[i % len(pos_weight)]`` (one
+    per entry of the last axis, or one for all).
     """
     with_gradient = gradient.size != 0
     period = pos_weight.size
@@ -52,17 +50,12 @@ def binary_cross_entropy(
 def binary_focal(
     predictions, targets, scale, losses, gradient, from_logits, gamma, use_alpha, alpha, eps
 ):
-    r"""Focal loss (Lin et al., 2017; torchvision's ``sigmoid_focal_loss``).
+    r"""The loss and gradient that record ``BINARY_FOCAL`` (service/losses/binary.py) states.
 
-    With :math:`u = 1 - p_t = y(1 - p) + (1 - y)p`, :math:`b` the binary cross-entropy and
-    :math:`a_t = \alpha y + (1 - \alpha)(1 - y)` (1 without alpha):
-    :math:`l = a_t u^\gamma b`, and
-    :math:`l' = a_t [\gamma u^{\gamma - 1} u' b + u^\gamma b']` with, for probabilities,
-    :math:`u' = 1 - 2y`, :math:`b' = -y/p + (1 - y)/(1 - p)`; for logits,
-    :math:`u' = (1 - 2y)\sigma(x)\sigma(-x)`, :math:`b' = -y\sigma(-x) + (1 - y)\sigma(x)`.
-    The first term is computed as :math:`\gamma u^\gamma (u'/u) b` and taken as 0 where
-    :math:`\gamma = 0` or :math:`u = 0` (its limit), so :math:`\gamma < 1` stays finite at
-    saturated logits.
+    With :math:`u = 1 - p_t` and :math:`b` the binary cross-entropy, the derivative's first term
+    :math:`\gamma u^{\gamma - 1} u' b` is computed as :math:`\gamma u^\gamma (u'/u) b` and taken
+    as 0 where :math:`\gamma = 0` or :math:`u = 0` (its limit), so :math:`\gamma < 1` stays
+    finite at saturated logits; for logits :math:`u' = (1 - 2y)\sigma(x)\sigma(-x)`.
     """
     with_gradient = gradient.size != 0
     for i in range(predictions.size):
@@ -93,9 +86,8 @@ def binary_focal(
 
 @kernel
 def hinge(predictions, targets, scale, losses, gradient, margin):
-    r""":math:`l = \max(0, m - t p)`, t = +1 for y > 0 and -1 otherwise (so {0, 1} and
-    {-1, 1} targets both work); :math:`\partial l/\partial p = -t` where :math:`m - tp > 0`,
-    else 0 (0 at the kink)."""
+    r"""The loss and gradient of record ``HINGE`` (service/losses/binary.py); t = +1 for y > 0 and
+    -1 otherwise, so {0, 1} and {-1, 1} targets both work; 0 at the kink."""
     with_gradient = gradient.size != 0
     for i in range(predictions.size):
         t = 1.0 if targets[i] > 0.0 else -1.0
@@ -112,7 +104,7 @@ def hinge(predictions, targets, scale, losses, gradient, margin):
 
 @kernel
 def squared_hinge(predictions, targets, scale, losses, gradient, margin):
-    r""":math:`l = \max(0, m - t p)^2`, :math:`\partial l/\partial p = -2t \max(0, m - tp)`."""
+    r"""The loss and gradient of record ``SQUARED_HINGE`` (service/losses/binary.py)."""
     with_gradient = gradient.size != 0
     for i in range(predictions.size):
         t = 1.0 if targets[i] > 0.0 else -1.0

@@ -42,10 +42,11 @@ def _softmax_parts(predictions, n, s, shifted):
 def categorical_cross_entropy(
     predictions, targets, scale, losses, gradient, from_logits, smoothing, eps
 ):
-    r""":math:`l = -\sum_c y'_c \log q_c`, :math:`y' = y(1 - s) + s/C` (one-hot or soft y).
+    r"""The loss and gradient that record ``CATEGORICAL_CROSS_ENTROPY``
+    (service/losses/categorical.py) states.
 
-    Logits: :math:`\partial l/\partial x_c = q_c \sum_k y'_k - y'_c` (soft targets need not sum
-    to 1). Probabilities: :math:`\partial l/\partial p_c = -y'_c / q_c`.
+    Logits through a log-sum-exp per position; soft targets need not sum to 1 (the gradient's
+    :math:`q_c \sum_k y'_k` term). Probabilities clipped to :math:`[\epsilon, 1 - \epsilon]`.
     """
     samples, classes, positions = predictions.shape
     with_gradient = gradient.size != 0
@@ -83,11 +84,12 @@ def categorical_cross_entropy(
 def sparse_categorical_cross_entropy(
     predictions, labels, scale, losses, gradient, from_logits, smoothing, eps
 ):
-    r"""Cross-entropy against integer labels, :math:`y' = (1 - s)\,\mathrm{onehot}(t) + s/C`.
+    r"""The loss and gradient that records ``SPARSE_CATEGORICAL_CROSS_ENTROPY``
+    (service/losses/categorical.py) and ``SEQUENCE_CROSS_ENTROPY`` (service/losses/sequence.py)
+    state.
 
-    Logits: :math:`l = \log Z - \sum_c y'_c x_c`, :math:`\partial l/\partial x_c = q_c - y'_c`.
-    Probabilities: :math:`l = -\sum_c y'_c \log q_c`, :math:`\partial l/\partial p_c = -y'_c/q_c`.
-    A label outside [0, C) (``ignore_index``; its weight is 0) gives loss 0 and gradient 0.
+    Logits: :math:`l = \log Z - \sum_c y'_c x_c` with :math:`\log Z` a log-sum-exp. A label
+    outside [0, C) (``ignore_index``; its weight is 0) gives loss 0 and gradient 0.
     """
     samples, classes, positions = predictions.shape
     with_gradient = gradient.size != 0
@@ -129,17 +131,14 @@ def sparse_categorical_cross_entropy(
 def categorical_focal(
     predictions, targets, scale, losses, gradient, from_logits, gamma, alpha, eps
 ):
-    r"""Focal cross-entropy, :math:`l = -\alpha \sum_c y_c (1 - q_c)^\gamma \log q_c`.
-
-    With :math:`f(q) = (1 - q)^\gamma \log q` and
-    :math:`g_c = y_c\, q_c f'(q_c) = y_c (1 - q_c)^\gamma [1 - \gamma q_c \log q_c / (1 - q_c)]`:
-    logits, :math:`\partial l/\partial x_j = -\alpha (g_j - q_j \sum_c g_c)`; probabilities,
-    :math:`\partial l/\partial p_c = -\alpha g_c / q_c`.
+    r"""The loss and gradient that record ``CATEGORICAL_FOCAL`` (service/losses/categorical.py)
+    states (:math:`g_c = y_c\, q_c f'(q_c)` with :math:`f(q) = (1 - q)^\gamma
+    \log q`).
 
     For logits, :math:`1 - q_c` of the largest class is summed from the other classes (no
     cancellation as :math:`q_c \to 1`), and :math:`\log q_c / (1 - q_c)` is evaluated there as
-    :math:`-\operatorname{log1p}(r)(1 + r)/r` (r = the others' share; -1 in the limit r = 0),
-    so one power per class suffices and nothing overflows for :math:`\gamma < 1`.
+    :math:`-\operatorname{log1p}(r)(1 + r)/r` (r = the others' share; -1 in the limit r = 0), so
+    one power per class suffices and nothing overflows for :math:`\gamma < 1`.
     """
     samples, classes, positions = predictions.shape
     with_gradient = gradient.size != 0
@@ -200,10 +199,9 @@ def categorical_focal(
 
 @kernel
 def categorical_hinge(predictions, targets, scale, losses, gradient):
-    r"""Keras's categorical hinge on raw scores: with :math:`pos = \sum_c y_c p_c`,
-    :math:`neg = \max_c (1 - y_c) p_c` (first maximiser :math:`c^*`),
-    :math:`l = \max(0, neg - pos + 1)`; where positive,
-    :math:`\partial l/\partial p_c = (1 - y_c)[c = c^*] - y_c`, else 0."""
+    r"""The loss and gradient of record ``CATEGORICAL_HINGE`` (service/losses/categorical.py):
+    Keras's categorical hinge on raw scores; the first maximiser :math:`c^*` of :math:`(1 - y_c)
+    p_c` takes the gradient."""
     samples, classes, positions = predictions.shape
     with_gradient = gradient.size != 0
     for n in range(samples):
@@ -233,11 +231,8 @@ def categorical_hinge(predictions, targets, scale, losses, gradient):
 
 @kernel
 def kl_divergence(predictions, targets, scale, losses, gradient, from_logits, eps):
-    r""":math:`l = \sum_c y_c (\log y_c - \log q_c)`, with :math:`0 \log 0 = 0`.
-
-    Logits: :math:`\partial l/\partial x_c = q_c \sum_k y_k - y_c`. Probabilities:
-    :math:`\partial l/\partial p_c = -y_c / q_c`.
-    """
+    r"""The loss and gradient of record ``KL_DIVERGENCE`` (service/losses/categorical.py), with
+    :math:`0 \log 0 = 0`."""
     samples, classes, positions = predictions.shape
     with_gradient = gradient.size != 0
     shifted = np.empty(classes)
@@ -273,12 +268,9 @@ def kl_divergence(predictions, targets, scale, losses, gradient, from_logits, ep
 
 @kernel
 def multi_margin(predictions, labels, scale, losses, gradient, margin, power):
-    r"""PyTorch's MultiMarginLoss on ``predictions[N, C]`` and labels t:
-    :math:`l = \frac{1}{C}\sum_{j \ne t} \max(0, m - x_t + x_j)^P`, P in {1, 2}.
-    Each active term :math:`h_j > 0` adds :math:`P h_j^{P-1}/C` to :math:`\partial l/\partial x_j`
-    and subtracts it from :math:`\partial l/\partial x_t` (0 at the kink :math:`h_j = 0`).
-    ``labels`` is ``[N, 1]`` and ``predictions`` ``[N, C, 1]`` (one element per sample).
-    """
+    r"""The loss and gradient of record ``MULTI_MARGIN`` (service/losses/categorical.py): PyTorch's
+    MultiMarginLoss, P in {1, 2}, 0 at the kink :math:`h_j = 0`. ``labels`` is ``[N, 1]`` and
+    ``predictions`` ``[N, C, 1]`` (one element per sample)."""
     samples, classes, _ = predictions.shape
     with_gradient = gradient.size != 0
     for n in range(samples):

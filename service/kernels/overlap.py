@@ -88,8 +88,9 @@ def _backward(q, targets, slopes, activation, squared, gradient):
 
 @kernel
 def dice(predictions, targets, scale, losses, gradient, activation, smooth, squared, eps):
-    r""":math:`l = 1 - (2I + s) / D`, :math:`D = \max(P + G + s, \epsilon)`;
-    :math:`l_I = -2/D`, :math:`l_P = (2I + s)/D^2` (0 when D is clamped)."""
+    r"""The loss and gradient of record ``DICE`` (service/losses/overlap.py). In the notation of the
+    module, :math:`l_I = -2/D`, :math:`l_P = (2I + s)/D^2`, both 0 when D is clamped at
+    :math:`\epsilon`."""
     samples, classes, _ = predictions.shape
     q = _activate(predictions, activation)
     slopes = np.zeros((samples, classes, 2))
@@ -110,9 +111,9 @@ def dice(predictions, targets, scale, losses, gradient, activation, smooth, squa
 
 @kernel
 def jaccard(predictions, targets, scale, losses, gradient, activation, smooth, squared, eps):
-    r""":math:`l = 1 - (I + s)/J`, :math:`J = \max(P + G - I + s, \epsilon)`;
-    :math:`l_I = -(J + I + s)/J^2`, :math:`l_P = (I + s)/J^2` (clamped: :math:`l_I = -1/\epsilon`,
-    :math:`l_P = 0`)."""
+    r"""The loss and gradient of record ``JACCARD`` (service/losses/overlap.py). :math:`l_I = -(J +
+    I + s)/J^2`, :math:`l_P = (I + s)/J^2`; clamped at :math:`\epsilon`: :math:`l_I =
+    -1/\epsilon`, :math:`l_P = 0`."""
     samples, classes, _ = predictions.shape
     q = _activate(predictions, activation)
     slopes = np.zeros((samples, classes, 2))
@@ -138,13 +139,11 @@ def jaccard(predictions, targets, scale, losses, gradient, activation, smooth, s
 def tversky(
     predictions, targets, scale, losses, gradient, activation, smooth, alpha, beta, gamma, eps
 ):
-    r""":math:`l = (1 - T)^\gamma`, :math:`T = (I + s)/D`,
-    :math:`D = \max(I + \alpha\,FP + \beta\,FN + s, \epsilon)` with :math:`FP = P_1 - I`,
-    :math:`FN = G - I`, so :math:`D = (1 - \alpha - \beta) I + \alpha P_1 + \beta G + s`.
-    :math:`T_I = (D - (I + s)(1 - \alpha - \beta))/D^2`, :math:`T_P = -\alpha (I + s)/D^2`,
-    :math:`l_T = -\gamma (1 - T)^{\gamma - 1}`; at T = 1 that is -1 for :math:`\gamma = 1`,
-    0 for :math:`\gamma > 1`, and taken as 0 for :math:`\gamma < 1` (unbounded there).
-    """
+    r"""The loss and gradient of record ``TVERSKY`` (service/losses/overlap.py). With :math:`P_1 =
+    \sum q`, :math:`D = (1 - \alpha - \beta) I + \alpha P_1 + \beta G + s`: :math:`T_I = (D - (I
+    + s)(1 - \alpha - \beta))/D^2`, :math:`T_P = -\alpha (I + s)/D^2`, :math:`l_T = -\gamma (1 -
+    T)^{\gamma - 1}`; at T = 1 that is -1 for :math:`\gamma = 1`, 0 for :math:`\gamma > 1`, and
+    taken as 0 for :math:`\gamma < 1` (unbounded there)."""
     samples, classes, _ = predictions.shape
     q = _activate(predictions, activation)
     slopes = np.zeros((samples, classes, 2))

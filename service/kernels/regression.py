@@ -18,7 +18,7 @@ from service.kernels.stable import sign
 
 @kernel
 def mse(predictions, targets, scale, losses, gradient):
-    r""":math:`l = d^2`, :math:`\partial l/\partial p = 2d`, with :math:`d = p - y`."""
+    r"""The loss and gradient of record ``MSE`` (service/losses/regression.py)."""
     with_gradient = gradient.size != 0
     for i in range(predictions.size):
         d = predictions[i] - targets[i]
@@ -29,7 +29,7 @@ def mse(predictions, targets, scale, losses, gradient):
 
 @kernel
 def mae(predictions, targets, scale, losses, gradient):
-    r""":math:`l = |d|`, :math:`\partial l/\partial p = \operatorname{sign} d` (0 at 0)."""
+    r"""The loss and gradient of record ``MAE`` (service/losses/regression.py); 0 at the kink."""
     with_gradient = gradient.size != 0
     for i in range(predictions.size):
         d = predictions[i] - targets[i]
@@ -40,10 +40,8 @@ def mae(predictions, targets, scale, losses, gradient):
 
 @kernel
 def huber(predictions, targets, scale, losses, gradient, delta):
-    r""":math:`l = d^2/2` if :math:`|d| \le \delta` else :math:`\delta(|d| - \delta/2)`.
-
-    Derivative :math:`d` inside, :math:`\delta \operatorname{sign} d` outside (continuous).
-    """
+    r"""The loss and gradient of record ``HUBER`` (service/losses/regression.py); the derivative is
+    continuous."""
     with_gradient = gradient.size != 0
     for i in range(predictions.size):
         d = predictions[i] - targets[i]
@@ -60,10 +58,8 @@ def huber(predictions, targets, scale, losses, gradient, delta):
 
 @kernel
 def smooth_l1(predictions, targets, scale, losses, gradient, beta):
-    r""":math:`l = d^2/(2\beta)` if :math:`|d| < \beta` else :math:`|d| - \beta/2`; β = 0 is |d|.
-
-    Derivative :math:`d/\beta` inside, :math:`\operatorname{sign} d` outside.
-    """
+    r"""The loss and gradient of record ``SMOOTH_L1`` (service/losses/regression.py); beta = 0 is
+    |d|."""
     with_gradient = gradient.size != 0
     for i in range(predictions.size):
         d = predictions[i] - targets[i]
@@ -80,12 +76,12 @@ def smooth_l1(predictions, targets, scale, losses, gradient, beta):
 
 @kernel
 def log_cosh(predictions, targets, scale, losses, gradient):
-    r""":math:`l = \log\cosh d`, :math:`\partial l/\partial p = \tanh d`.
+    r"""The loss and gradient of record ``LOG_COSH`` (service/losses/regression.py).
 
-    With :math:`e = \operatorname{expm1}(-2|d|) \in (-1, 0]`:
-    :math:`\log\cosh d = |d| + \log(1 + e^{-2|d|}) - \log 2 = |d| + \operatorname{log1p}(e/2)`
-    and :math:`\tanh |d| = -e / (2 + e)`. ``cosh`` overflows for :math:`|d| > 710`; this form is
-    finite for every finite d, accurate near 0 (expm1), and costs one expm1 and one log1p.
+    With :math:`e = \operatorname{expm1}(-2|d|) \in (-1, 0]`: :math:`\log\cosh d = |d| + \log(1
+    + e^{-2|d|}) - \log 2 = |d| + \operatorname{log1p}(e/2)` and :math:`\tanh |d| = -e / (2 +
+    e)`. ``cosh`` overflows for :math:`|d| > 710`; this form is finite for every finite d,
+    accurate near 0 (expm1), and costs one expm1 and one log1p.
     """
     with_gradient = gradient.size != 0
     for i in range(predictions.size):
@@ -99,10 +95,8 @@ def log_cosh(predictions, targets, scale, losses, gradient):
 
 @kernel
 def msle(predictions, targets, scale, losses, gradient):
-    r""":math:`l = (\log(1+p) - \log(1+y))^2`, :math:`\partial l/\partial p = 2(\log(1+p) - \log(1+y))/(1+p)`.
-
-    Requires p, y > -1 (validated before the kernel runs).
-    """
+    r"""The loss and gradient of record ``MSLE`` (service/losses/regression.py); p, y > -1 (checked
+    before the kernel runs)."""
     with_gradient = gradient.size != 0
     for i in range(predictions.size):
         r = math.log1p(predictions[i]) - math.log1p(targets[i])
@@ -113,7 +107,7 @@ def msle(predictions, targets, scale, losses, gradient):
 
 @kernel
 def mape(predictions, targets, scale, losses, gradient, eps):
-    r""":math:`l = 100 |y - p| / \max(|y|, \epsilon)`, derivative :math:`100 \operatorname{sign}(p - y) / \max(|y|, \epsilon)`."""
+    r"""The loss and gradient of record ``MAPE`` (service/losses/regression.py)."""
     with_gradient = gradient.size != 0
     for i in range(predictions.size):
         d = predictions[i] - targets[i]
@@ -125,10 +119,8 @@ def mape(predictions, targets, scale, losses, gradient, eps):
 
 @kernel
 def quantile(predictions, targets, scale, losses, gradient, q):
-    r"""Pinball loss, :math:`r = y - p`: :math:`l = \max(q r, (q - 1) r)`.
-
-    Derivative in p: :math:`-q` when r > 0 (under-prediction), :math:`1 - q` when r < 0, 0 at r = 0.
-    """
+    r"""The loss and gradient of record ``QUANTILE`` (service/losses/regression.py): the pinball
+    loss, 0 at r = 0."""
     with_gradient = gradient.size != 0
     for i in range(predictions.size):
         r = targets[i] - predictions[i]
@@ -147,11 +139,8 @@ def quantile(predictions, targets, scale, losses, gradient, q):
 
 @kernel
 def poisson_nll(predictions, targets, scale, losses, gradient, log_input, eps):
-    r"""Poisson negative log-likelihood without the constant :math:`\log y!` (PyTorch, full=False).
-
-    ``log_input``: :math:`l = e^p - y p`, derivative :math:`e^p - y`.
-    Otherwise: :math:`l = p - y \log(p + \epsilon)`, derivative :math:`1 - y / (p + \epsilon)`.
-    """
+    r"""The loss and gradient of record ``POISSON_NLL`` (service/losses/regression.py): without the
+    constant :math:`\log y!` (PyTorch, ``full=False``)."""
     with_gradient = gradient.size != 0
     for i in range(predictions.size):
         p = predictions[i]
