@@ -64,9 +64,6 @@ class HttpApp:
         path, method = scope["path"], scope["method"]
         match = self.router.match(path)
         template = match.template if match is not None else "unmatched"
-        loss = ""
-        if match is not None and "name" in match.params:
-            loss = canonical_name(match.params["name"]) or "unknown"
         request = Request(scope, receive, headers, match.params if match else {}, self.services)
         status, sent = 500, 0
         try:
@@ -86,6 +83,9 @@ class HttpApp:
             reply = problem_reply(ServiceError(INTERNAL_ERROR))
         if reply is not None:
             status, sent = reply.status, len(reply.body)
+        loss = request.loss or ""
+        if request.loss is None and "name" in request.params:  # answered before the lookup
+            loss = canonical_name(request.params["name"]) or "unknown"
         progress = request.progress
         received = progress.received if progress.received or progress.complete else None
         seconds = time.perf_counter() - started

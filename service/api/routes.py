@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from service.api.body import Progress
 from service.api.problems import Reply
+from service.losses.registry import LossSpec, lookup
 
 if TYPE_CHECKING:
     from service.compute.pipeline import Pipeline
@@ -39,7 +40,7 @@ class Services:
 class Request:
     """One HTTP request as a handler sees it."""
 
-    __slots__ = ("headers", "params", "progress", "receive", "scope", "services")
+    __slots__ = ("headers", "loss", "params", "progress", "receive", "scope", "services")
 
     def __init__(
         self,
@@ -55,6 +56,16 @@ class Request:
         self.params = params
         self.services = services
         self.progress = Progress()
+        #: The canonical name of the loss the path names, once a handler has looked it up
+        #: (``"unknown"`` when it names none): the metrics' and the access log's label.
+        self.loss: str | None = None
+
+    def named_loss(self) -> LossSpec:
+        """The loss (or model) the path's ``{name}`` names, looked up once; 404 otherwise."""
+        self.loss = "unknown"
+        spec = lookup(self.params["name"])
+        self.loss = spec.name
+        return spec
 
     def header(self, name: bytes) -> str | None:
         value = self.headers.get(name)

@@ -7,7 +7,7 @@ import orjson
 from service.api.problems import Reply, problem_reply
 from service.api.routes import Request
 from service.losses import catalogue
-from service.losses.registry import REGISTRY, lookup
+from service.losses.registry import REGISTRY
 from service.validation.errors import ServiceError
 
 
@@ -18,7 +18,7 @@ async def list_losses(_request: Request) -> Reply:
 
 async def get_loss(request: Request) -> Reply:
     try:
-        spec = lookup(request.params["name"])
+        spec = request.named_loss()
     except ServiceError as error:
         return problem_reply(error)
     return Reply(200, orjson.dumps(catalogue.entry(spec)))

@@ -31,7 +31,7 @@ from service.api.v1.fields import (
 )
 from service.compute.engine import LossCall, LossResult
 from service.compute.pipeline import Call
-from service.losses.registry import LossSpec, lookup
+from service.losses.registry import LossSpec
 from service.reduction import Reduction
 from service.validation.contracts import Inputs
 from service.validation.errors import ServiceError
@@ -103,7 +103,7 @@ class ParsedRequest:
 async def handle(request: Request) -> Reply:
     """``POST /v1/losses/{name}``: one loss (a name or an alias)."""
     try:
-        spec = lookup(request.params["name"])
+        spec = request.named_loss()
         codec.check_json_content_type(request.header(b"content-type"))
     except ServiceError as error:
         return problem_reply(error)

@@ -17,15 +17,17 @@ from service.api.scoring import score
 from service.api.v2 import models, protocol
 from service.api.v2.errors import UnknownModelVersion
 from service.api.v2.transport import HEADER_LENGTH
-from service.losses.registry import LossSpec, lookup
+from service.losses.registry import LossSpec
 from service.validation.errors import ServiceError
 
 _HEADER_LENGTH = HEADER_LENGTH.lower().encode()
 
 
-def resolve(name: str, version: str | None = None) -> LossSpec:
-    """The loss served as model ``name`` (an alias resolves to it); 404 otherwise."""
-    spec = lookup(name)
+def resolve(request: Request) -> LossSpec:
+    """The loss served as the path's model ``{name}`` (an alias resolves to it) at its
+    ``{version}``; 404 otherwise."""
+    spec = request.named_loss()
+    version = request.params.get("version")
     if version is not None and version != models.VERSION:
         raise UnknownModelVersion(
             f"model {spec.name!r} has version {models.VERSION!r} only, got {version!r}",
@@ -54,7 +56,7 @@ async def ready(request: Request) -> Reply:
 
 async def model_metadata(request: Request) -> Reply:
     try:
-        spec = resolve(request.params["name"], request.params.get("version"))
+        spec = resolve(request)
     except ServiceError as error:
         return problem_reply(error, inference=True)
     return json_reply(models.model_metadata(spec))
@@ -62,7 +64,7 @@ async def model_metadata(request: Request) -> Reply:
 
 async def model_ready(request: Request) -> Reply:
     try:
-        spec = resolve(request.params["name"], request.params.get("version"))
+        spec = resolve(request)
     except ServiceError as error:
         return problem_reply(error, inference=True)
     is_ready = _ready(request)
@@ -72,7 +74,7 @@ async def model_ready(request: Request) -> Reply:
 async def infer(request: Request) -> Reply:
     """Score a batch: JSON or binary tensors in, per_sample, cost, gradient out."""
     try:
-        spec = resolve(request.params["name"], request.params.get("version"))
+        spec = resolve(request)
     except ServiceError as error:
         return problem_reply(error, inference=True)
     encoding = request.header(b"content-encoding")
