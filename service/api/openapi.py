@@ -136,32 +136,8 @@ def json_body(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {JSON: {"schema": schema}}}
 
 
-def _object(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]:
+def json_object(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "required": required, "properties": properties}
-
-
-STATUS = {"type": "string"}
-BOOLEAN = {"type": "boolean"}
-HEALTH_RESPONSES: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
-    ("get", "/healthz"): {
-        "200": json_body("Serving.", _object(["status"], status={"const": "ok"}))
-    },
-    ("get", "/readyz"): {
-        "200": json_body(
-            "Every kernel is compiled.", _object(["status"], status=STATUS, warmup_seconds=NUMBER)
-        ),
-        "503": json_body(
-            "Kernels are still warming up (or the server drains).",
-            _object(["status"], status=STATUS),
-        ),
-    },
-    ("get", "/v2/health/live"): {"200": json_body("Serving.", _object(["live"], live=BOOLEAN))},
-    ("get", "/v2/health/ready"): {
-        "200": json_body("Ready.", _object(["ready"], ready=BOOLEAN)),
-        "503": json_body("Kernels are still warming up.", _object(["ready"], ready=BOOLEAN)),
-    },
-}
-MODEL_READY = _object(["name", "ready"], name=STATUS, ready=BOOLEAN)
 
 
 def _overload(schema: str) -> dict[str, Any]:

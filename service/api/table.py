@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any
 
 from service.api import docs, health
-from service.api.openapi import BINARY, HEALTH_RESPONSES, JSON, MODEL_READY, json_body
+from service.api.openapi import BINARY, JSON, NUMBER, json_body, json_object
 from service.api.routes import Operation, Route
 from service.api.v1 import catalogue, evaluate, losses
 from service.api.v2 import protocol
@@ -42,6 +42,24 @@ INFER_ERRORS = {
     },
     "415": {"description": "Unsupported Content-Encoding."},
 }
+STATUS = {"type": "string"}
+BOOLEAN = {"type": "boolean"}
+HEALTHZ = {"200": json_body("Serving.", json_object(["status"], status={"const": "ok"}))}
+READYZ = {
+    "200": json_body(
+        "Every kernel is compiled.", json_object(["status"], status=STATUS, warmup_seconds=NUMBER)
+    ),
+    "503": json_body(
+        "Kernels are still warming up (or the server drains).",
+        json_object(["status"], status=STATUS),
+    ),
+}
+V2_LIVE = {"200": json_body("Serving.", json_object(["live"], live=BOOLEAN))}
+V2_READY = {
+    "200": json_body("Ready.", json_object(["ready"], ready=BOOLEAN)),
+    "503": json_body("Kernels are still warming up.", json_object(["ready"], ready=BOOLEAN)),
+}
+MODEL_READY = json_object(["name", "ready"], name=STATUS, ready=BOOLEAN)
 UNKNOWN_LOSS = {"404": {"description": "Unknown loss."}}
 UNKNOWN_MODEL = {"404": {"description": "Unknown model (loss) or version."}}
 EVALUATE_DESCRIPTION = """\
@@ -175,7 +193,7 @@ def build() -> tuple[Route, ...]:
                 "healthz",
                 "Liveness: 200 once the process serves.",
                 health_tag,
-                responses=HEALTH_RESPONSES["get", "/healthz"],
+                responses=HEALTHZ,
             ),
             open=True,
         ),
@@ -188,7 +206,7 @@ def build() -> tuple[Route, ...]:
                 "Readiness: 503 until every kernel is compiled or loaded, then 200; 503 again "
                 "once the worker is draining after SIGTERM.",
                 health_tag,
-                responses=HEALTH_RESPONSES["get", "/readyz"],
+                responses=READYZ,
             ),
             open=True,
         ),
@@ -271,7 +289,7 @@ def build() -> tuple[Route, ...]:
                 "v2_live",
                 "Liveness: 200 once the process serves.",
                 v2_tag,
-                responses=HEALTH_RESPONSES["get", "/v2/health/live"],
+                responses=V2_LIVE,
             ),
             open=True,
             inference=True,
@@ -284,7 +302,7 @@ def build() -> tuple[Route, ...]:
                 "v2_ready",
                 "Readiness: 200 once kernels are warm, else 503.",
                 v2_tag,
-                responses=HEALTH_RESPONSES["get", "/v2/health/ready"],
+                responses=V2_READY,
             ),
             open=True,
             inference=True,

@@ -17,6 +17,8 @@ def first_non_finite(array: np.ndarray) -> int | None:
     One pass with no temporary and no overflow (:func:`service.kernels.finite.all_finite`);
     the exact scan runs only when some entry is not finite.
     """
+    if array.dtype.kind in "biu":
+        return None  # integers are finite
     flat = array.reshape(-1)
     if flat.dtype != np.float64:
         flat = flat.astype(np.float64)
