@@ -114,6 +114,25 @@ def assert_problem(response: httpx2.Response, status: int) -> dict[str, Any]:
     return problem
 
 
+def assert_names_the_problem(
+    response: httpx2.Response,
+    loc: list[str | int],
+    fragments: list[str],
+    *,
+    in_detail: bool = False,
+) -> dict[str, Any]:
+    """A 422 whose first error is at ``loc`` and whose message holds every one of
+    ``fragments`` (and ``detail`` too, with ``in_detail``); returns the problem."""
+    problem = assert_problem(response, 422)
+    first = problem["errors"][0]
+    assert first["loc"] == loc, first
+    for fragment in fragments:
+        assert fragment in first["msg"], f"{fragment!r} not in {first['msg']!r}"
+        if in_detail:
+            assert fragment in problem["detail"]
+    return problem
+
+
 def encode(body: dict[str, Any] | bytes) -> bytes:
     return body if isinstance(body, bytes) else json.dumps(body).encode()
 

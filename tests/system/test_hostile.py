@@ -188,10 +188,10 @@ class TestSlowBodies:
             assert_problem(response, 408, "request-timeout")
             assert hostile.closes_after(sock, deadline + 1.0), "connection left open after 408"
 
-    def test_large_declared_bodies_that_stall_lock_nobody_out(self, served: Served) -> None:
-        """8 sockets declare 256 MiB (the body limit) and send 1 byte: 2 GiB declared against a
-        1 GiB in-flight budget. Old: every scoring request a 503, no 408 ever."""
-        stalled = [hostile.stalled_body(served.port, MSE, 256 * MiB, b"{") for _ in range(8)]
+    def stall(self, served: Served, declared: int, sockets: int) -> None:
+        """``sockets`` bodies declaring ``declared`` bytes and sending one: others are served
+        meanwhile, each stalled one gets its 408, and the server serves afterwards."""
+        stalled = [hostile.stalled_body(served.port, MSE, declared, b"{") for _ in range(sockets)]
         since = time.monotonic()
         try:
             self.served_meanwhile(served.port, stalled)
@@ -201,18 +201,15 @@ class TestSlowBodies:
                 sock.close()
         assert_serving(served.port)
 
+    def test_large_declared_bodies_that_stall_lock_nobody_out(self, served: Served) -> None:
+        """8 sockets declare 256 MiB (the body limit) and send 1 byte: 2 GiB declared against a
+        1 GiB in-flight budget. Old: every scoring request a 503, no 408 ever."""
+        self.stall(served, declared=256 * MiB, sockets=8)
+
     def test_many_small_stalled_bodies_leave_the_slots_free(self, served: Served) -> None:
         """70 sockets declare 10 bytes and send 1, past LOSS_SERVICE_MAX_IN_FLIGHT (64). Old:
         the slots were all taken (503s), no 408 ever."""
-        stalled = [hostile.stalled_body(served.port, MSE, 10, b"{") for _ in range(70)]
-        since = time.monotonic()
-        try:
-            self.served_meanwhile(served.port, stalled)
-            self.assert_cut_off(stalled, since)
-        finally:
-            for sock in stalled:
-                sock.close()
-        assert_serving(served.port)
+        self.stall(served, declared=10, sockets=70)
 
     def test_a_trickling_body_is_cut_off_by_the_rate_check(self, served: Served) -> None:
         """One byte every 0.25 s never waits BODY_TIMEOUT for the next bytes, but averages far
