@@ -95,24 +95,20 @@ def _record(problem_path, result, index_at, level, position, code, detail_a, det
     result[DETAIL_B] = detail_b
 
 
+@inline_kernel
+def _rows(state):
+    """The nine per-level rows of ``state`` (views), in the order :func:`analyze` documents."""
+    return (state[0], state[1], state[2], state[3], state[4], state[5], state[6], state[7],
+            state[8])  # fmt: skip
+
+
 @kernel
 def _close_problem(level, length, owner, state, problem_path, result):
     """The first problem of the array closing at ``level`` (its own, else its children's), kept
     in the buffer; returns the level that now owns the buffer. Called only when no shallower
     array already owns it."""
-    index_at, first_kind, width, mixed_at, mixed_kind = (
-        state[0],
-        state[1],
-        state[2],
-        state[3],
-        state[4],
-    )
-    width_bad_at, width_bad_length, scalar_bad_at, scalar_bad_kind = (
-        state[5],
-        state[6],
-        state[7],
-        state[8],
-    )
+    (index_at, first_kind, width, mixed_at, mixed_kind, width_bad_at, width_bad_length,
+     scalar_bad_at, scalar_bad_kind) = _rows(state)  # fmt: skip
     if level > MAX_DIMENSIONS:
         return owner  # its ancestor at MAX_DIMENSIONS is itself the problem
     if level == MAX_DIMENSIONS:
@@ -149,19 +145,8 @@ def analyze(data, start, shape, chain, problem_path, result):
     # mixed entry and its kind, first entry of another length and that length, first
     # non-number and its kind.
     state = np.full((9, nesting), -1, np.int64)
-    index_at, first_kind, width, mixed_at, mixed_kind = (
-        state[0],
-        state[1],
-        state[2],
-        state[3],
-        state[4],
-    )
-    width_bad_at, width_bad_length, scalar_bad_at, scalar_bad_kind = (
-        state[5],
-        state[6],
-        state[7],
-        state[8],
-    )
+    (index_at, first_kind, width, mixed_at, mixed_kind, width_bad_at, width_bad_length,
+     scalar_bad_at, scalar_bad_kind) = _rows(state)  # fmt: skip
     dimensions = -1  # unknown until the first chain of first entries ends
     rectangular = True
     numeric = True
