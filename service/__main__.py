@@ -1,4 +1,5 @@
-"""``python -m service [--host H] [--port P] [--workers W]``: serve with uvicorn.
+"""``python -m service [--host H] [--port P] [--workers W] [--grpc-port G]``: serve HTTP with
+uvicorn and, in the same worker processes, gRPC on port G (0: no gRPC).
 
 Each flag defaults to its ``LOSS_SERVICE_*`` environment variable (see service/settings.py).
 """
@@ -25,9 +26,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--workers", type=int, default=settings.workers, help="LOSS_SERVICE_WORKERS (1)"
     )
+    parser.add_argument(
+        "--grpc-port",
+        type=int,
+        default=settings.grpc_port,
+        help="LOSS_SERVICE_GRPC_PORT (8001; 0 turns gRPC off)",
+    )
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be >= 1")
+    if not 0 <= args.grpc_port <= 65535:
+        parser.error("--grpc-port must be in 0..65535")
     return args
 
 
@@ -38,6 +47,8 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["LOSS_SERVICE_HOST"] = args.host
     os.environ["LOSS_SERVICE_PORT"] = str(args.port)
     os.environ["LOSS_SERVICE_WORKERS"] = str(args.workers)
+    os.environ["LOSS_SERVICE_GRPC_PORT"] = str(args.grpc_port)
+    get_settings.cache_clear()  # a single worker runs in this process: read them again
     if args.workers > 1 and not os.environ.get(MULTIPROCESS_ENV):
         # Each worker writes its metrics here; /metrics aggregates them (a fresh directory,
         # so no samples survive from an earlier run).

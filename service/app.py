@@ -1,9 +1,10 @@
 """The composition root: the HTTP application built from the settings, the route table and
-the scoring pipeline, with warm-up and the SIGTERM drain at start-up.
+the scoring pipeline, with warm-up, the SIGTERM drain and the gRPC server (same event loop,
+same pipeline) at start-up.
 
 Layers, each importing only those below it (``ops`` beside them all, importing none)::
 
-    api          adapters (v1 JSON, v2 REST), route table, problems, OpenAPI, HTTP, JSON codec
+    api          adapters (v1 JSON, v2 REST, v2 gRPC), route table, problems, OpenAPI, HTTP, JSON codec
     compute      pipeline, lanes, admission, engine, evaluation, regularization, work, deadline
     losses       registry, one record per loss;   expressions (custom);   scores (metrics)
     validation   structure, shape contracts, domain checks, errors
@@ -27,6 +28,7 @@ from service.api import jsonread, table
 from service.api.http import HttpApp
 from service.api.routes import Services
 from service.api.v1.losses import parse
+from service.api.v2_grpc.server import GrpcServer
 from service.compute.engine import compute
 from service.compute.pipeline import Pipeline
 from service.kernels.stable import sigmoids
@@ -58,10 +60,16 @@ def create_app(settings: Settings | None = None, warm: Callable[[], int] = warm_
     async def lifespan(app: HttpApp) -> AsyncIterator[None]:
         readiness = app.services.readiness
         install_drain(readiness, settings.drain_seconds)
+        # gRPC in the same event loop, sharing the pipeline (admission, lanes) with HTTP.
+        grpc_server = GrpcServer(app.services) if settings.grpc_port else None
+        if grpc_server is not None:
+            await grpc_server.start()
         # Compile kernels in a thread so /healthz answers (and /readyz says 503) meanwhile.
         warming = asyncio.create_task(anyio.to_thread.run_sync(partial(warm_up, readiness, warm)))
         yield
         warming.cancel()
+        if grpc_server is not None:
+            await grpc_server.stop()
         app.services.pipeline.close()
         prometheus.worker_exited()
 

@@ -19,6 +19,10 @@ from hypothesis import HealthCheck, settings
 import service.losses  # noqa: F401  (registers every loss)
 from service.app import create_app
 
+# Apps built in this process serve no gRPC unless a test asks (its default port is fixed,
+# and tests run side by side); tests of gRPC pass their own port.
+os.environ["LOSS_SERVICE_GRPC_PORT"] = "0"
+
 # Kernels compile on first use (numba), so no per-example deadline; CI runs a bounded number.
 settings.register_profile(
     "default",

@@ -33,6 +33,14 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 #: unique across workers and restarts, without a system call per request (uuid4 is one).
 _ID_PREFIX = os.urandom(8).hex()
 _ID_COUNTER = itertools.count(1)
+
+
+def request_id_of(given: str) -> str:
+    """The client's request id when it is a sane one (``X-Request-ID``, or gRPC metadata
+    ``x-request-id``), else a new one."""
+    return given if REQUEST_ID.fullmatch(given) else f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+
+
 #: Paths under these prefixes need a key when keys are configured, unless their route is open
 #: (an unknown path there is a 401 before it is a 404: keys hide which routes exist).
 GUARDED_PREFIXES = ("/v1", "/v2")
@@ -57,10 +65,7 @@ class HttpApp:
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         headers = dict(scope["headers"])
-        given_id = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = (
-            given_id if REQUEST_ID.fullmatch(given_id) else f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
-        )
+        request_id = request_id_of(headers.get(b"x-request-id", b"").decode("latin-1"))
         path, method = scope["path"], scope["method"]
         match = self.router.match(path)
         template = match.template if match is not None else "unmatched"

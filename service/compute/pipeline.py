@@ -19,6 +19,7 @@ body is freed as soon as it is decoded.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -123,6 +124,11 @@ class Pipeline:
                     watcher = watch(deadline.cancel)
                 outcome = await self.heavy.run(outcome.run, deadline)
             return outcome
+        except asyncio.CancelledError:
+            # The awaiting task was cancelled (a gRPC call the client cancelled, a server
+            # stopping): the work stops at its next checkpoint.
+            deadline.cancel()
+            raise
         finally:
             if watcher is not None:
                 watcher.cancel()

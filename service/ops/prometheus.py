@@ -52,6 +52,17 @@ REQUEST_SIZE = Histogram(
 RESPONSE_SIZE = Histogram(
     "loss_service_response_size_bytes", "Response body size.", ["route"], buckets=SIZE_BUCKETS
 )
+RPCS = Counter(
+    "loss_service_grpc_requests",
+    "gRPC calls by method, loss (model) and gRPC status code.",
+    ["rpc", "loss", "code"],
+)
+RPC_LATENCY = Histogram(
+    "loss_service_grpc_request_duration_seconds",
+    "Time from a gRPC call's arrival to its answer.",
+    ["rpc", "loss"],
+    buckets=LATENCY_BUCKETS,
+)
 KERNEL = Histogram(
     "loss_service_kernel_duration_seconds",
     "Time in the loss kernel of one request (all its threads, wall clock).",
@@ -93,6 +104,29 @@ def observe_request(
 ) -> None:
     requests, latency, request_size, response_size = _series(route, loss, method, status)
     requests.inc()
+    latency.observe(seconds)
+    response_size.observe(sent)
+    if received is not None:
+        request_size.observe(received)
+
+
+@functools.cache
+def _rpc_series(rpc: str, loss: str, code: str) -> tuple:
+    path = f"/{rpc}"  # the sizes' route label: the call's HTTP/2 path
+    return (
+        RPCS.labels(rpc, loss, code),
+        RPC_LATENCY.labels(rpc, loss),
+        REQUEST_SIZE.labels(path),
+        RESPONSE_SIZE.labels(path),
+    )
+
+
+def observe_rpc(
+    rpc: str, loss: str, code: str, seconds: float, received: int | None, sent: int
+) -> None:
+    """One gRPC call: ``rpc`` is ``package.Service/Method``, ``code`` the status's name."""
+    calls, latency, request_size, response_size = _rpc_series(rpc, loss, code)
+    calls.inc()
     latency.observe(seconds)
     response_size.observe(sent)
     if received is not None:

@@ -19,6 +19,13 @@ class Readiness:
     error: str | None = None
     draining: bool = False  # set on SIGTERM (service.ops.shutdown): /readyz turns 503
     done: threading.Event = field(default_factory=threading.Event)  # set when warm-up ends
+    #: Called (from a signal handler or a timer thread) when the drain ends and the server
+    #: stops accepting: servers beside uvicorn's (gRPC) stop accepting at the same moment.
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
+
+    def stopping(self) -> None:
+        for callback in self.on_stop:
+            callback()
 
 
 def warm_up(readiness: Readiness, warm: Callable[[], int]) -> None:

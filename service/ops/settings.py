@@ -21,6 +21,13 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Interface to bind (--host).")
     port: int = Field(8000, ge=0, le=65535, description="TCP port (--port).")
     workers: int = Field(1, ge=1, description="Worker processes (--workers).")
+    grpc_port: int = Field(
+        8001,
+        ge=0,
+        le=65535,
+        description="gRPC port of the Open Inference Protocol (--grpc-port; Triton's 8001); "
+        "0 turns gRPC off. With several workers they share it (SO_REUSEPORT).",
+    )
     max_body_bytes: int = Field(268_435_456, ge=1, description="Largest request body; 413 past it.")
     max_elements: int = Field(
         50_000_000, ge=1, description="Most array elements in one request, all arrays counted; 413."

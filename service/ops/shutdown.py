@@ -1,6 +1,7 @@
 """Graceful shutdown: on SIGTERM, ``/readyz`` turns 503 at once, the worker keeps serving for
 ``LOSS_SERVICE_DRAIN_SECONDS`` (so load balancers take it out of rotation), then uvicorn stops
-accepting, lets in-flight requests finish (up to ``LOSS_SERVICE_GRACEFUL_TIMEOUT_SECONDS``) and
+accepting (and so does the gRPC server, through :attr:`Readiness.on_stop`), lets in-flight
+requests finish (up to ``LOSS_SERVICE_GRACEFUL_TIMEOUT_SECONDS``) and
 exits. A second SIGTERM skips the rest of the drain.
 """
 
@@ -29,7 +30,11 @@ def install_drain(readiness: Readiness, drain_seconds: float) -> bool:
     original = signal.getsignal(signal.SIGTERM)
     if not callable(original):
         return False
-    stop: Callable[[int, FrameType | None], Any] = original
+    uvicorn_stop: Callable[[int, FrameType | None], Any] = original
+
+    def stop(sig: int, frame: FrameType | None) -> None:
+        readiness.stopping()
+        uvicorn_stop(sig, frame)
 
     def on_term(sig: int, frame: FrameType | None) -> None:
         if readiness.draining or drain_seconds <= 0:

@@ -49,6 +49,8 @@ def clean_env(**variables: str) -> dict[str, str]:
         if not name.startswith("LOSS_SERVICE_") and name.lower() not in PROXY_VARIABLES
     }
     env["PYTHONUNBUFFERED"] = "1"
+    # No gRPC unless asked for: its default port (8001) is fixed, and servers run side by side.
+    env["LOSS_SERVICE_GRPC_PORT"] = "0"
     env.update(variables)
     return env
 

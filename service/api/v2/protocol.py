@@ -27,26 +27,23 @@ Request (KServe v2 "Inference Request JSON Object", with Triton's binary tensor 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cache, cached_property, partial
+from functools import partial
 from typing import Annotated, Any, Literal
 
-import numpy as np
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from service.api import codec
 from service.api.problems import BINARY, Reply
-from service.api.v2 import tensors
+from service.api.v2 import inference, tensors
 from service.api.v2.errors import MalformedTensorData, UnsupportedFeature
-from service.api.v2.models import OUTPUTS, TENSOR_INPUTS, VERSION, array_params
+from service.api.v2.inference import TRITON_PARAMETERS, DecodedTensor
+from service.api.v2.models import VERSION
 from service.api.v2.transport import HEADER_LENGTH, Framing, decode_content, split_body
-from service.compute.engine import LossCall, LossResult
+from service.compute.engine import LossResult
 from service.compute.pipeline import Call
 from service.losses.registry import LossSpec
-from service.reduction import Reduction
-from service.validation.contracts import Inputs
-from service.validation.errors import MalformedBody, PayloadTooLarge, StructureError
+from service.validation.errors import MalformedBody, StructureError
 from service.validation.structure import structure_error
 
 MAX_DIMENSIONS = 32
@@ -55,10 +52,6 @@ TENSOR_DATA = {"inputs": frozenset({("*", "data")})}
 #: Most inputs or outputs of one request (4 tensors and a few array params, 5 outputs): a longer
 #: list is refused before its entries are checked one by one.
 MAX_TENSORS = 16
-#: Request parameters Triton defines for itself (tritonclient refuses them as custom ones).
-TRITON_PARAMETERS = frozenset(
-    {"sequence_id", "sequence_start", "sequence_end", "priority", "timeout", "headers"}
-)
 OutputName = Literal["per_sample", "cost", "gradient", "sum", "weight_sum"]
 Dimension = Annotated[int, Strict(), Field(ge=0)]
 
@@ -91,22 +84,6 @@ class InferRequest(BaseModel):
     outputs: list[RequestedOutput] | None = Field(None, max_length=MAX_TENSORS)
 
 
-@dataclass(frozen=True)
-class DecodedTensor:
-    """One input as sent: ``values`` are int64 (the exact integers) for INT32 / INT64 tensors,
-    float64 for FP32 / FP64 ones; C-contiguous, finite. ``array`` is float64, for the loss's
-    arithmetic (the tensor inputs), converted once, when first read."""
-
-    datatype: str
-    values: np.ndarray
-
-    @cached_property
-    def array(self) -> np.ndarray:
-        if self.values.dtype == np.float64:
-            return self.values
-        return self.values.astype(np.float64)
-
-
 def decode(
     spec: LossSpec,
     content_encoding: str | None,
@@ -126,19 +103,15 @@ def decode(
     decoded = decode_inputs(spec, request.inputs, framing, max_elements)
     del framing
     parameters = dict(request.parameters or {})
-    binary_default = _flag(parameters.pop("binary_data_output", False), "binary_data_output")
-    reduction = _reduction(parameters.pop("reduction", "mean"))
-    params = loss_params(spec, parameters, decoded)
-    outputs = requested_outputs(request.outputs, binary_default)
-    for required in ("predictions", "targets"):
-        if required not in decoded:
-            raise StructureError(
-                ["body", "inputs"], f"the input {required!r} is required (inputs: {list(decoded)})"
-            )
-    inputs = Inputs(**{name: decoded[name].array for name in TENSOR_INPUTS if name in decoded})
-    datatype = tensors.output_datatype(decoded["predictions"].datatype)
+    binary_default = inference.flag(
+        parameters.pop("binary_data_output", False), "binary_data_output"
+    )
+    reduction = inference.reduction(parameters.pop("reduction", "mean"))
+    params = inference.loss_params(spec, parameters, decoded)
+    asked = [(output.name, output.parameters or {}) for output in request.outputs or ()]
+    outputs = inference.requested_outputs(asked, binary_default)
     binary = any(outputs.values())
-    call = LossCall(spec, inputs, params, reduction, "gradient" in outputs, binary)
+    call, datatype = inference.loss_call(spec, decoded, params, reduction, outputs, binary)
     return Call(call, partial(answer, spec, request.id, outputs, datatype))
 
 
@@ -151,13 +124,7 @@ def answer(
 ) -> Reply:
     """The JSON header (``outputs`` in the requested order), then any binary chunks, whose
     start the ``Inference-Header-Content-Length`` header gives."""
-    values: dict[str, np.ndarray] = {
-        "per_sample": result.per_sample,
-        "cost": np.array([result.cost]),
-        "gradient": result.gradient if result.gradient is not None else np.empty(0),
-        "sum": np.array([result.sum]),
-        "weight_sum": np.array([result.weight_sum]),
-    }
+    values = inference.output_values(result)
     entries, chunks = [], []
     for name, binary in outputs.items():
         entry, raw = tensors.encode_output(name, values[name], datatype, binary)
@@ -194,48 +161,12 @@ def _parse_header(spec: LossSpec, framing: Framing) -> InferRequest:
         raise structure_error(error, InferRequest) from None
 
 
-def _flag(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise StructureError(
-            ["body", "parameters", name], f"{name} must be true or false, got {value!r}"
-        )
-    return value
-
-
-def _reduction(value: Any) -> Reduction:
-    if value not in ("mean", "sum"):
-        raise StructureError(
-            ["body", "parameters", "reduction"],
-            f"reduction must be 'mean' or 'sum', got {value!r}",
-        )
-    return value
-
-
 def decode_inputs(
     spec: LossSpec, inputs: list[InputTensor], framing: Framing, max_elements: int
 ) -> dict[str, DecodedTensor]:
     """Every input decoded (FP as float64, INT as exact int64: :class:`DecodedTensor`), after
     checking names, the element budget and the framing."""
-    accepted = (*TENSOR_INPUTS, *array_params(spec))
-    names = [tensor.name for tensor in inputs]
-    unknown = [name for name in names if name not in accepted]
-    if unknown:
-        raise StructureError(
-            ["body", "inputs", unknown[0]],
-            f"unknown input(s) {', '.join(map(repr, unknown))} for {spec.name}; "
-            f"accepted: {', '.join(accepted)}",
-        )
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise StructureError(
-            ["body", "inputs", repeated[0]], f"input {repeated[0]!r} is given more than once"
-        )
-    elements = sum(tensors.element_count(tensor.shape) for tensor in inputs)
-    if elements > max_elements:
-        raise PayloadTooLarge(
-            f"the inputs hold {elements} elements; the limit is {max_elements} "
-            "(LOSS_SERVICE_MAX_ELEMENTS)"
-        )
+    inference.check_inputs(spec, [(tensor.name, tensor.shape) for tensor in inputs], max_elements)
     chunks = binary_chunks(inputs, framing)
     decoded = {}
     for tensor in inputs:
@@ -311,76 +242,3 @@ def _binary_size(tensor: InputTensor) -> int | None:
             f"{tensor.name}: binary_data_size must be a non-negative integer, got {size!r}",
         )
     return size
-
-
-@cache
-def parameters_model(spec: LossSpec) -> type[BaseModel]:
-    """A wrapper holding the loss's params model under ``params``, so validation messages are
-    those of ``/v1``."""
-    title = "".join(part.capitalize() for part in spec.name.split("_"))
-    return create_model(f"{title}InferenceParameters", params=(spec.params, ...))
-
-
-def loss_params(
-    spec: LossSpec, parameters: dict[str, Any], decoded: dict[str, DecodedTensor]
-) -> Any:
-    """The loss's params: scalar request parameters plus array params sent as inputs (INT
-    tensors as the exact integers sent, never through float64)."""
-    values = {
-        name: value
-        for name, value in parameters.items()
-        if name not in TRITON_PARAMETERS and not name.startswith("triton_")
-    }
-    for name in array_params(spec):
-        if name not in decoded:
-            continue
-        if name in values:
-            raise StructureError(
-                ["body", "parameters", name],
-                f"{name} is given both as an input and as a parameter; send it once",
-            )
-        values[name] = tensors.as_parameter(decoded[name].values)
-    model = parameters_model(spec)
-    try:
-        codec.refuse_unknown(values, spec.params.model_fields, field="params")
-        return model.model_validate({"params": values}).params  # type: ignore[attr-defined]
-    except ValidationError as error:
-        raise _relocated(structure_error(error, model), set(decoded)) from None
-    except StructureError as error:
-        raise _relocated(error, set(decoded)) from None
-
-
-def _relocated(error: StructureError, inputs: set[str]) -> StructureError:
-    """``["body", "params", key, ...]`` as ``["body", "parameters" or "inputs", key, ...]``."""
-    items = []
-    for item in error.errors or []:
-        loc = list(item["loc"])
-        if loc[:2] == ["body", "params"]:
-            where = "inputs" if len(loc) > 2 and loc[2] in inputs else "parameters"
-            loc = ["body", where, *loc[2:]]
-        items.append({**item, "loc": loc})
-    first, *more = items
-    return StructureError(first["loc"], first["msg"], more, error.unlisted)
-
-
-def requested_outputs(
-    outputs: list[RequestedOutput] | None, binary_default: bool
-) -> dict[str, bool]:
-    """Output name -> whether it is sent as binary; every output when none is named."""
-    if not outputs:
-        return dict.fromkeys(OUTPUTS, binary_default)
-    chosen: dict[str, bool] = {}
-    for output in outputs:
-        if output.name in chosen:
-            raise StructureError(
-                ["body", "outputs", output.name], f"output {output.name!r} is requested twice"
-            )
-        parameters = output.parameters or {}
-        for key in parameters:
-            if key == "classification" or key.startswith("shared_memory"):
-                raise UnsupportedFeature(
-                    ["body", "outputs", output.name, "parameters", key],
-                    f"the output parameter {key!r} is not supported by this server",
-                )
-        chosen[output.name] = _flag(parameters.get("binary_data", binary_default), "binary_data")
-    return chosen
