@@ -265,10 +265,12 @@ class GrpcServer:
         self.port = 0
         self._stopping: asyncio.Future[None] | None = None
 
-    async def start(self) -> int:
+    async def start(self, port: int | None = None) -> int:
         """Listen on the settings' host and ``grpc_port`` (shared by the workers through
-        SO_REUSEPORT when there are several); returns the port."""
+        SO_REUSEPORT when there are several), or on ``port`` (0: one the system picks);
+        returns the port."""
         settings = self.services.settings
+        port = settings.grpc_port if port is None else port
         options = [
             ("grpc.max_receive_message_length", settings.max_body_bytes),
             ("grpc.max_send_message_length", -1),
@@ -281,7 +283,7 @@ class GrpcServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection((SERVICE, HEALTH, reflection.SERVICE_NAME), server)
         host = settings.host
-        address = f"[{host}]:{settings.grpc_port}" if ":" in host else f"{host}:{settings.grpc_port}"
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
             self.port = server.add_insecure_port(address)
         except RuntimeError as error:
