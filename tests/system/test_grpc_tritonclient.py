@@ -3,8 +3,8 @@ health, metadata, inference in FP32 / FP64 / INT64 (raw contents, as the client 
 gzip too) with the numbers of ``POST /v1/losses/{name}`` on the same server, and every error
 status the API names, with the REST problem's ``detail`` as its message.
 
-The tritonclient that installs beside protobuf 7 (2.41; releases from 2.44 on require protobuf
-below 7) refuses float request parameters on the client side (2.73 sends them as
+The tritonclient that installs beside protobuf 7 (2.41.0; releases from 2.41.1 on require
+protobuf below 5, 6 or 7) refuses float request parameters on the client side (2.73 sends them as
 ``double_param``): float params are tested with grpc's own client (tests/api/test_v2_grpc.py).
 
 The client runs in its own process (tests/system/tritonclient_grpc.py): its stubs and the
