@@ -132,7 +132,12 @@ class InferenceService:
         )
 
     async def serve(
-        self, rpc: str, handler: Handler, open_: bool, request: Any, context: grpc.aio.ServicerContext
+        self,
+        rpc: str,
+        handler: Handler,
+        open_: bool,
+        request: Any,
+        context: grpc.aio.ServicerContext,
     ) -> Any:
         started = time.perf_counter()
         metadata = {
