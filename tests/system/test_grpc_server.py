@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from service.api.v2_grpc import grpc_predict_v2_pb2 as pb
 from service.api.v2_grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from tests.support.grpc import outputs_of, raw_request
+from tests.support.mse import MSE_BODY
 from tests.support.prometheus import sample
 from tests.system.server import REQUEST_TIMEOUT, Server, clean_env, fetch, free_port, running
 
@@ -32,10 +33,11 @@ def small() -> pb.ModelInferRequest:
     return raw_request("mse", {"predictions": [3.0, 1.0], "targets": [1.0, 1.0]})
 
 
-def slow_ctc() -> pb.ModelInferRequest:
-    """CTC over long sequences: ~2-4 s of compute, so it is still running at the SIGTERM."""
+def slow_ctc(samples: int = 4) -> pb.ModelInferRequest:
+    """CTC over long sequences: ~0.4-0.8 s of one core per sample, so a call is still
+    computing while the test acts (it waits for it to be in flight, never sleeps)."""
     rng = np.random.default_rng(5)
-    samples, steps, classes, length = 4, 2000, 8, 800
+    steps, classes, length = 2000, 8, 800
     return raw_request(
         "ctc",
         {
@@ -152,3 +154,32 @@ def test_a_taken_grpc_port_stops_the_start_with_a_clear_message() -> None:
     assert code != 0
     assert f"gRPC cannot listen on 127.0.0.1:{port}" in server.output()
     assert "LOSS_SERVICE_GRPC_PORT" in server.output()
+
+
+def test_grpc_and_http_share_one_workers_bounds_and_cheap_calls_pass_the_heavy_one() -> None:
+    """One scoring slot (LOSS_SERVICE_MAX_IN_FLIGHT=1) shared by both protocols: while a slow
+    gRPC call holds it, HTTP scoring gets 503; with room for two, a cheap call (gRPC or HTTP)
+    is answered while the slow one is still computing (separate lanes)."""
+    for slots in (1, 2):
+        http, port = free_port(), free_port()
+        env = clean_env(
+            LOSS_SERVICE_MAX_IN_FLIGHT=str(slots),
+            LOSS_SERVICE_KERNEL_THREADS="1",
+            LOSS_SERVICE_HEAVY_THREADS="1",
+        )
+        with running(["--port", str(http), "--grpc-port", str(port)], env) as server:
+            server.wait_ready()
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = pb_grpc.GRPCInferenceServiceStub(channel)
+                slow = stub.ModelInfer.future(slow_ctc(samples=10), timeout=120)
+                wait_for_metric(http, "loss_service_requests_in_flight", 1.0)
+                status, answer = fetch(http, "POST", "/v1/losses/mse", MSE_BODY)
+                if slots == 1:
+                    assert status == 503, answer
+                    assert b"LOSS_SERVICE_MAX_IN_FLIGHT" in answer
+                else:
+                    assert status == 200, answer
+                    cheap = stub.ModelInfer(small(), timeout=60)
+                    assert outputs_of(cheap)["cost"][0] == 2.0
+                    assert not slow.done(), "the slow call ended first: nothing was shown"
+                assert slow.result(timeout=120).outputs[0].name == "cost"
