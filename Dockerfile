@@ -53,7 +53,8 @@ ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONUNBUFFERED=1 \
     NUMBA_CACHE_DIR=/var/cache/numba \
     NUMBA_CPU_NAME=generic \
-    LOSS_SERVICE_PORT=8000
+    LOSS_SERVICE_PORT=8000 \
+    LOSS_SERVICE_GRPC_PORT=8001
 
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent \
@@ -70,11 +71,13 @@ USER 10001:10001
 # Fill the numba cache, as the app user, against the exact files this image ships.
 RUN python -c "import service.losses; from service.app import warm_all; print('warm:', warm_all(), 'losses')"
 
-EXPOSE 8000
+# HTTP, and the Open Inference Protocol over gRPC.
+EXPOSE 8000 8001
 
 # Ready (every kernel loaded) rather than merely alive; no curl needed in a slim image.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-m", "service.ops.healthcheck"]
 
-# The port comes from LOSS_SERVICE_PORT (8000), workers from LOSS_SERVICE_WORKERS (1).
+# The ports come from LOSS_SERVICE_PORT (8000) and LOSS_SERVICE_GRPC_PORT (8001), workers from
+# LOSS_SERVICE_WORKERS (1).
 CMD ["python", "-m", "service", "--host", "0.0.0.0"]

@@ -1,6 +1,6 @@
 """The scoring pipeline: one path for every protocol, from a decoded request to its answer.
 
-A protocol adapter (``/v1`` JSON, ``/v2`` REST, later gRPC) hands the pipeline a *decode*
+A protocol adapter (``/v1`` JSON, ``/v2`` REST, ``/v2`` gRPC) hands the pipeline a *decode*
 function and the request's raw message; the pipeline does the rest:
 
 1. admission (:class:`~service.compute.admission.Admission`: requests computing per worker)

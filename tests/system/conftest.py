@@ -31,13 +31,26 @@ def runtime(stages: list[Stage]) -> Stage:
     return stages[-1]
 
 
+def exposed_ports(runtime: Stage) -> list[int]:
+    """The image's EXPOSE ports: HTTP, then gRPC (both TCP)."""
+    ports = [word for i in runtime.all("EXPOSE") for word in i.args.split()]
+    assert len(ports) == 2, f"EXPOSE the HTTP port, then the gRPC port; got {ports}"
+    numbers = []
+    for port in ports:
+        number, _, protocol = port.partition("/")
+        assert protocol in ("", "tcp")
+        numbers.append(int(number))
+    return numbers
+
+
 @pytest.fixture(scope="module")
 def exposed_port(runtime: Stage) -> int:
-    ports = [word for i in runtime.all("EXPOSE") for word in i.args.split()]
-    assert len(ports) == 1, f"EXPOSE one port, got {ports}"
-    number, _, protocol = ports[0].partition("/")
-    assert protocol in ("", "tcp")
-    return int(number)
+    return exposed_ports(runtime)[0]
+
+
+@pytest.fixture(scope="module")
+def exposed_grpc_port(runtime: Stage) -> int:
+    return exposed_ports(runtime)[1]
 
 
 @pytest.fixture(scope="module")

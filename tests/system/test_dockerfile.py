@@ -122,7 +122,11 @@ def test_numba_cache_is_filled_at_build_time_for_a_generic_cpu(runtime: Stage) -
 
 
 def test_cmd_is_exec_form_and_accepted_by_the_cli(
-    runtime: Stage, exposed_port: int, monkeypatch: pytest.MonkeyPatch, fresh_settings: None
+    runtime: Stage,
+    exposed_port: int,
+    exposed_grpc_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_settings: None,
 ) -> None:
     import service.__main__ as cli
 
@@ -138,6 +142,7 @@ def test_cmd_is_exec_form_and_accepted_by_the_cli(
     args = cli.parse_args(command[3:])
     assert args.host == "0.0.0.0", "inside a container the server must listen on every interface"
     assert args.port == exposed_port
+    assert args.grpc_port == exposed_grpc_port
     assert args.workers == 1
 
 
@@ -156,9 +161,12 @@ def test_healthcheck_runs_the_readiness_module(runtime: Stage) -> None:
     assert int(check.options["retries"]) >= 1
 
 
-def test_exposes_the_port_the_service_listens_on(runtime: Stage, exposed_port: int) -> None:
-    port = runtime.env().get(f"{SETTINGS_PREFIX}PORT", str(Settings.model_fields["port"].default))
-    assert int(port) == exposed_port
+def test_exposes_the_ports_the_service_listens_on(
+    runtime: Stage, exposed_port: int, exposed_grpc_port: int
+) -> None:
+    for name, exposed in (("port", exposed_port), ("grpc_port", exposed_grpc_port)):
+        default = str(Settings.model_fields[name].default)
+        assert int(runtime.env().get(f"{SETTINGS_PREFIX}{name.upper()}", default)) == exposed
 
 
 # ---- .dockerignore --------------------------------------------------------------------------
