@@ -26,13 +26,13 @@ from tests.system.cluster import (
     Cluster,
     Load,
     access_lines,
-    replace_once,
     request,
     retried,
     running_cluster,
     scoring_requests,
     upstream_statuses,
 )
+from tests.system.nginx_conf import replace_once
 
 pytestmark = pytest.mark.system
 CLIENT_THREADS = 6
