@@ -361,3 +361,19 @@ def upstream_statuses(access_log: Path, start_line: int = 0) -> Counter[tuple[st
 
 def access_lines(access_log: Path) -> int:
     return len(access_log.read_text(encoding="utf-8", errors="replace").splitlines())
+
+
+def grpc_attempts(
+    access_log: Path, method: str, start_line: int = 0
+) -> list[tuple[list[str], str]]:
+    """(the replica ports nginx tried, in order; the call's gRPC status) of each access-log line
+    of the gRPC ``method`` (``package.Service/Method``) from ``start_line`` on."""
+    found = []
+    lines = access_log.read_text(encoding="utf-8", errors="replace").splitlines()[start_line:]
+    for line in lines:
+        if f'"POST /{method} HTTP/2.0" ' in line:  # an access line (not nginx's error log)
+            match = re.search(r" upstream=(.*?) ustatus=.* grpc=(\S*)$", line)
+            assert match, f"an access line of {method} without upstream or gRPC status: {line}"
+            ports = [address.rpartition(":")[2] for address in match.group(1).split(", ")]
+            found.append((ports, match.group(2)))
+    return found
