@@ -33,7 +33,7 @@ from tests.system.nginx_conf import (
     HTTP_PORT,
     NGINX_CONF,
     nginx_binary,
-    nginx_version,
+    nginx_build,
     render_nginx_conf,
 )
 from tests.system.server import clean_env, free_port
@@ -196,6 +196,12 @@ def running_cluster(
             "nginx is not installed: `apt-get install -y nginx` (Debian/Ubuntu); "
             ".ci/run installs it when it runs as root"
         )
+    version, http2 = nginx_build(binary)
+    if not http2:
+        pytest.skip(
+            f"{binary} is built without the HTTP/2 module (--with-http_v2_module), which "
+            "nginx.conf's gRPC server needs; Debian's and the official nginx have it"
+        )
     ports = distinct_free_ports(8)  # HTTP and gRPC of three replicas and of nginx
     replicas = [Replica(i, ports[2 * i], ports[2 * i + 1], work, **replica_env) for i in range(3)]
     nginx_port, nginx_grpc_port = ports[6:]
@@ -205,9 +211,7 @@ def running_cluster(
     }
     template = NGINX_CONF.read_text(encoding="utf-8")
     conf = work / "nginx.conf"
-    conf.write_text(
-        edit(render_nginx_conf(template, local, work, nginx_version(binary))), encoding="utf-8"
-    )
+    conf.write_text(edit(render_nginx_conf(template, local, work, version)), encoding="utf-8")
     nginx_args = [binary, "-p", f"{work}/", "-e", "stderr", "-c", str(conf)]
     checked = subprocess.run(
         [*nginx_args, "-t"], capture_output=True, text=True, timeout=30, check=False

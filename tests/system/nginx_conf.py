@@ -146,12 +146,15 @@ def replace_once(text: str, pattern: str, replacement: str, flags: int = 0) -> s
     return result
 
 
-def nginx_version(binary: str) -> tuple[int, ...]:
-    """``nginx -v``'s version (it prints ``nginx version: nginx/1.22.1`` on stderr)."""
-    shown = subprocess.run([binary, "-v"], capture_output=True, text=True, timeout=30, check=False)
-    found = re.search(r"nginx/(\d+(?:\.\d+)*)", shown.stderr + shown.stdout)
-    assert found, f"{binary} -v: {shown.stderr!r}"
-    return tuple(int(part) for part in found.group(1).split("."))
+def nginx_build(binary: str) -> tuple[tuple[int, ...], bool]:
+    """``nginx -V``: the version (``nginx version: nginx/1.22.1``, on stderr) and whether the
+    HTTP/2 module, which the gRPC server needs, is built in."""
+    shown = subprocess.run([binary, "-V"], capture_output=True, text=True, timeout=30, check=False)
+    output = shown.stderr + shown.stdout
+    found = re.search(r"nginx/(\d+(?:\.\d+)*)", output)
+    assert found, f"{binary} -V: {output!r}"
+    version = tuple(int(part) for part in found.group(1).split("."))
+    return version, "--with-http_v2_module" in output
 
 
 def render_nginx_conf(
