@@ -1,22 +1,19 @@
 """Three replicas behind nginx on one machine, for tests/system/test_scaleout.py.
 
-The same topology as docker-compose.yml: three ``python -m service`` processes on free
-127.0.0.1 ports and Debian's nginx running ``deploy/nginx/nginx.conf`` itself, rendered for the
-test (the replica addresses instead of Docker's DNS name, a free listen port, every writable
-path in a temporary directory); client threads that loop over scoring requests through nginx;
-and readings of nginx's access log.
+The same topology as docker-compose.yml: three ``python -m service`` processes, each with an
+HTTP and a gRPC port free on 127.0.0.1, and Debian's nginx running ``deploy/nginx/nginx.conf``
+itself, rendered for the test (tests/system/nginx_conf.py: the replica addresses instead of
+Docker's DNS name, free listen ports, every writable path in a temporary directory); client
+threads that loop over scoring requests through nginx; and readings of nginx's access log.
 """
 
 from __future__ import annotations
 
-import grp
 import http.client
 import json
 import os
-import pwd
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -31,18 +28,18 @@ from pathlib import Path
 import pytest
 
 from tests.support.paths import ROOT
+from tests.system.nginx_conf import (
+    GRPC_PORT,
+    HTTP_PORT,
+    NGINX_CONF,
+    nginx_binary,
+    nginx_build,
+    render_nginx_conf,
+)
 from tests.system.server import clean_env, free_port
 
-NGINX_CONF = ROOT / "deploy" / "nginx" / "nginx.conf"
 READY_TIMEOUT = 120.0  # a cold numba cache compiles every kernel (~20 s); warm is ~2 s
 REQUEST_TIMEOUT = 30.0
-
-
-def nginx_binary() -> str | None:
-    found = shutil.which("nginx")
-    if found is None and os.access("/usr/sbin/nginx", os.X_OK):
-        found = "/usr/sbin/nginx"
-    return found
 
 
 def request(
@@ -139,7 +136,9 @@ class Process:
 
 
 class Replica(Process):
-    def __init__(self, index: int, port: int, workdir: Path, **variables: str) -> None:
+    def __init__(
+        self, index: int, port: int, grpc_port: int, workdir: Path, **variables: str
+    ) -> None:
         settings = {
             "LOSS_SERVICE_WORKERS": "1",
             "LOSS_SERVICE_KERNEL_THREADS": "1",
@@ -149,51 +148,14 @@ class Replica(Process):
         }
         env = clean_env(**{**settings, **variables})
         args = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)]
-        super().__init__(
-            f"replica {index} (port {port})", args, env, workdir / f"replica{index}.log"
-        )
+        args += ["--grpc-port", str(grpc_port)]  # as a container's LOSS_SERVICE_GRPC_PORT
+        name = f"replica {index} (port {port}, gRPC {grpc_port})"
+        super().__init__(name, args, env, workdir / f"replica{index}.log")
         self.port = port
+        self.grpc_port = grpc_port
 
     def wait_ready(self) -> None:
         self.wait_for_status(self.port, "/readyz", READY_TIMEOUT)
-
-
-# ---- nginx configuration -----------------------------------------------------------------
-
-
-def replace_once(text: str, pattern: str, replacement: str, flags: int = 0) -> str:
-    result, count = re.subn(pattern, lambda _: replacement, text, flags=flags)
-    assert count == 1, f"{NGINX_CONF.name}: expected one match of {pattern!r}, found {count}"
-    return result
-
-
-def render_nginx_conf(template: str, listen_port: int, replica_ports: list[int], work: Path) -> str:
-    """deploy/nginx/nginx.conf for this machine: same directives, local addresses and paths."""
-    # The upstream's server line(s): the same parameters (max_fails, fail_timeout ...) for
-    # every local replica, without `resolve` (a DNS name feature; nginx >= 1.27.3 only).
-    block = re.search(r"# servers: begin\n(.*?)\n[ \t]*# servers: end", template, re.DOTALL)
-    assert block, f"{NGINX_CONF.name}: no '# servers: begin' ... '# servers: end' block"
-    servers = re.findall(r"^\s*server\s+(\S+)\s*(.*?);", block.group(1), re.MULTILINE)
-    assert len(servers) == 1, f"one server line between the markers, got {servers}"
-    parameters = [p for p in servers[0][1].split() if p != "resolve"]
-    indent = re.search(r"\n([ \t]*)# servers: end", template).group(1)
-    local = "\n".join(
-        f"{indent}server 127.0.0.1:{port} {' '.join(parameters)};" for port in replica_ports
-    )
-    text = template[: block.start(1)] + local + template[block.end(1) :]
-
-    text = replace_once(text, r"\blisten 8000;", f"listen 127.0.0.1:{listen_port};")
-    text = replace_once(text, r"^pid \S+;", f"pid {work}/nginx.pid;", re.M)
-    text = replace_once(text, r"^worker_processes \S+;", "worker_processes 2;", re.M)
-    text, temp_paths = re.subn(r"(_temp_path )/var/cache/nginx/", f"\\g<1>{work}/", text)
-    assert temp_paths == 5, f"five *_temp_path directives under /var/cache/nginx/, {temp_paths}"
-    if os.geteuid() == 0:
-        # As root, nginx's workers would switch to a user that cannot reach the temporary
-        # directory: keep them as the current user.
-        user = pwd.getpwuid(os.geteuid()).pw_name
-        group = grp.getgrgid(os.getegid()).gr_name
-        text = f"user {user} {group};\n" + text
-    return text
 
 
 # ---- the cluster ------------------------------------------------------------------------------
@@ -202,6 +164,7 @@ def render_nginx_conf(template: str, listen_port: int, replica_ports: list[int],
 @dataclass
 class Cluster:
     nginx_port: int
+    nginx_grpc_port: int
     replicas: list[Replica]
     nginx: Process
     access_log: Path
@@ -211,6 +174,15 @@ class Cluster:
     def logs(self) -> str:
         parts = [f"--- {p.name}: {p.log}\n{tail(p.log)}" for p in [self.nginx, *self.replicas]]
         return "\n".join(parts)
+
+
+def distinct_free_ports(count: int) -> list[int]:
+    found: list[int] = []
+    while len(found) < count:
+        port = free_port()
+        if port not in found:
+            found.append(port)
+    return found
 
 
 @contextmanager
@@ -224,27 +196,29 @@ def running_cluster(
             "nginx is not installed: `apt-get install -y nginx` (Debian/Ubuntu); "
             ".ci/run installs it when it runs as root"
         )
-    replicas = [Replica(i, free_port(), work, **replica_env) for i in range(3)]
-    nginx_port = free_port()
+    version, http2 = nginx_build(binary)
+    if not http2:
+        pytest.skip(
+            f"{binary} is built without the HTTP/2 module (--with-http_v2_module), which "
+            "nginx.conf's gRPC server needs; Debian's and the official nginx have it"
+        )
+    ports = distinct_free_ports(8)  # HTTP and gRPC of three replicas and of nginx
+    replicas = [Replica(i, ports[2 * i], ports[2 * i + 1], work, **replica_env) for i in range(3)]
+    nginx_port, nginx_grpc_port = ports[6:]
+    local = {  # the template's ports -> (nginx's local one, the replicas')
+        HTTP_PORT: (nginx_port, [r.port for r in replicas]),
+        GRPC_PORT: (nginx_grpc_port, [r.grpc_port for r in replicas]),
+    }
+    template = NGINX_CONF.read_text(encoding="utf-8")
     conf = work / "nginx.conf"
-    conf.write_text(
-        edit(
-            render_nginx_conf(
-                NGINX_CONF.read_text(encoding="utf-8"),
-                nginx_port,
-                [r.port for r in replicas],
-                work,
-            )
-        ),
-        encoding="utf-8",
-    )
+    conf.write_text(edit(render_nginx_conf(template, local, work, version)), encoding="utf-8")
     nginx_args = [binary, "-p", f"{work}/", "-e", "stderr", "-c", str(conf)]
     checked = subprocess.run(
         [*nginx_args, "-t"], capture_output=True, text=True, timeout=30, check=False
     )
     assert checked.returncode == 0, f"nginx -t refuses the rendered config:\n{checked.stderr}"
     nginx = Process("nginx", [*nginx_args, "-g", "daemon off;"], clean_env(), work / "nginx.log")
-    cluster = Cluster(nginx_port, replicas, nginx, work / "nginx.log", work)
+    cluster = Cluster(nginx_port, nginx_grpc_port, replicas, nginx, work / "nginx.log", work)
     try:
         for replica in replicas:
             replica.start()
@@ -391,3 +365,19 @@ def upstream_statuses(access_log: Path, start_line: int = 0) -> Counter[tuple[st
 
 def access_lines(access_log: Path) -> int:
     return len(access_log.read_text(encoding="utf-8", errors="replace").splitlines())
+
+
+def grpc_attempts(
+    access_log: Path, method: str, start_line: int = 0
+) -> list[tuple[list[str], str]]:
+    """(the replica ports nginx tried, in order; the call's gRPC status) of each access-log line
+    of the gRPC ``method`` (``package.Service/Method``) from ``start_line`` on."""
+    found = []
+    lines = access_log.read_text(encoding="utf-8", errors="replace").splitlines()[start_line:]
+    for line in lines:
+        if f'"POST /{method} HTTP/2.0" ' in line:  # an access line (not nginx's error log)
+            match = re.search(r" upstream=(.*?) ustatus=.* grpc=(\S*)$", line)
+            assert match, f"an access line of {method} without upstream or gRPC status: {line}"
+            ports = [address.rpartition(":")[2] for address in match.group(1).split(", ")]
+            found.append((ports, match.group(2)))
+    return found

@@ -1,6 +1,6 @@
 """The deployment files read as structures, not grepped as strings: a small Dockerfile parser
 (instructions and stages), .dockerignore's matching rules, docker-compose.yml's environment,
-ports and mounts, an nginx configuration parser, and the Kubernetes manifests.
+ports and mounts, and the Kubernetes manifests (nginx.conf: tests/system/nginx_conf.py).
 
 Shared by the deployment tests (tests/system/test_dockerfile.py, test_compose.py,
 test_nginx_conf.py, test_k8s.py), their fixtures (tests/system/conftest.py) and the server test
@@ -28,7 +28,6 @@ from tests.support.paths import ROOT
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 COMPOSE = ROOT / "docker-compose.yml"
-NGINX_CONF = ROOT / "deploy" / "nginx" / "nginx.conf"
 K8S = ROOT / "deploy" / "k8s"
 SERVICE_NAME = "loss-service"
 NGINX_SERVICE = "nginx"
@@ -316,99 +315,44 @@ def mounts(service: dict) -> dict[str, dict]:
     return found
 
 
-# ---- deploy/nginx/nginx.conf ----------------------------------------------------------------
-
-NGINX_HEALTH = "/nginx-health"
-
-
-@dataclass
-class Directive:
-    name: str
-    args: list[str]
-    children: list[Directive] = field(default_factory=list)
-    line: int = 0
+@dataclass(frozen=True)
+class GrpcurlCall:
+    address: str  # host:port
+    method: str  # "list" (reflection) or "package.Service/Method"
+    data: str | None  # the JSON of -d
 
 
-def parse_nginx(text: str) -> list[Directive]:
-    """nginx's configuration syntax: directives with arguments, ``;`` or a ``{ ... }`` block;
-    quotes removed from arguments, ``#`` comments dropped."""
-    token = re.compile(r"\"((?:[^\"\\]|\\.)*)\"|'((?:[^'\\]|\\.)*)'|(#[^\n]*)|([{};])|([^\s{};]+)")
-    root: list[Directive] = []
-    stack = [root]
-    words: list[str] = []
-    for match in token.finditer(text):
-        double, single, comment, punctuation, word = match.groups()
-        line = text.count("\n", 0, match.start()) + 1
-        if comment is not None:
+def grpcurl_calls(text: str) -> list[GrpcurlCall]:
+    """The grpcurl commands shown in the comment lines at the top of ``text`` (a command may go
+    on over several lines: a quoted argument or a backslash at the end of a line)."""
+    header = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        header.append(line[1:])
+    calls, pending = [], ""
+    for line in header:
+        if not pending and not line.strip().startswith("grpcurl "):
             continue
-        if punctuation is None:
-            words.append(word if word is not None else (double if double is not None else single))
+        pending += line + "\n"
+        if line.rstrip().endswith("\\"):
             continue
-        if punctuation == "}":
-            assert not words and len(stack) > 1, f"line {line}: unexpected }}"
-            stack.pop()
+        try:
+            words = shlex.split(pending.replace("\\\n", " "), comments=True)
+        except ValueError:  # a quoted argument goes on
             continue
-        assert words, f"line {line}: {punctuation} without a directive"
-        directive = Directive(words[0], words[1:], line=line)
-        stack[-1].append(directive)
-        if punctuation == "{":
-            stack.append(directive.children)
-        words = []
-    assert not words and len(stack) == 1, "unterminated directive or block"
-    return root
-
-
-def find(block: list[Directive] | Directive, name: str) -> list[Directive]:
-    children = block.children if isinstance(block, Directive) else block
-    return [d for d in children if d.name == name]
-
-
-def one(block: list[Directive] | Directive, name: str) -> Directive:
-    found = find(block, name)
-    assert len(found) == 1, f"{len(found)} {name!r} directives where one is expected"
-    return found[0]
-
-
-def nginx_http() -> Directive:
-    return one(parse_nginx(NGINX_CONF.read_text(encoding="utf-8")), "http")
-
-
-def nginx_upstream() -> Directive:
-    upstreams = find(nginx_http(), "upstream")
-    assert len(upstreams) == 1, [u.args for u in upstreams]
-    return upstreams[0]
-
-
-def upstream_servers(http: Directive) -> list[Directive]:
-    return [s for u in find(http, "upstream") for s in find(u, "server")]
-
-
-def nginx_server() -> Directive:
-    return one(nginx_http(), "server")
-
-
-def nginx_location(path: str) -> Directive:
-    found = [d for d in find(nginx_server(), "location") if d.args[-1] == path]
-    assert len(found) == 1, f"one location {path}"
-    return found[0]
-
-
-def nginx_listen_port(server: Directive) -> int:
-    listen = one(server, "listen").args[0]
-    return int(listen.rsplit(":", 1)[-1])
-
-
-def nginx_size(text: str) -> int:
-    number, unit = re.fullmatch(r"(\d+)([kKmMgG]?)", text).groups()
-    return int(number) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit.lower()]
-
-
-def nginx_seconds(text: str) -> float:
-    return float(text) if text.isdigit() else seconds(text)
-
-
-def setting(block: Directive, name: str) -> list[str]:
-    return one(block, name).args
+        pending = ""
+        data, positional, arguments = None, [], iter(words[1:])
+        for word in arguments:
+            if word == "-d":
+                data = next(arguments)
+            elif word != "-plaintext":
+                positional.append(word)
+        assert len(positional) == 2, f"a grpcurl call I cannot read: {words}"
+        assert "-plaintext" in words, f"{words}: nginx's gRPC port is cleartext (h2c)"
+        calls.append(GrpcurlCall(positional[0], positional[1], data))
+    assert not pending, f"an unfinished grpcurl command: {pending}"
+    return calls
 
 
 # ---- deploy/k8s -------------------------------------------------------------------------------

@@ -7,27 +7,35 @@ from __future__ import annotations
 import re
 
 import pytest
+from google.protobuf import json_format
 
 from service.ops.settings import Settings
 from tests.support.paths import ROOT
 from tests.system.deployment import (
+    COMPOSE,
     DOCKERFILE,
-    NGINX_CONF,
-    NGINX_HEALTH,
     REPLICAS,
     SERVICE_NAME,
     SETTINGS_PREFIX,
     Stage,
     compose_environment,
+    grpcurl_calls,
     mounts,
-    nginx_http,
-    nginx_listen_port,
-    nginx_server,
-    one,
     parse_healthcheck,
-    parse_nginx,
     published_targets,
     seconds,
+)
+from tests.system.grpc_calls import method_types
+from tests.system.nginx_conf import (
+    GRPC_PORT,
+    HTTP_PORT,
+    NGINX_CONF,
+    NGINX_HEALTH,
+    nginx_http,
+    nginx_listen_port,
+    nginx_servers,
+    one,
+    parse_nginx,
     upstream_servers,
 )
 
@@ -88,8 +96,10 @@ def test_compose_nginx_mounts_the_config_and_publishes_its_port(compose_nginx: d
     assert config and config["type"] == "bind", found
     assert (ROOT / config["source"]).resolve() == NGINX_CONF.resolve()
     assert config["read_only"], "the config is mounted read-only"
-    listen = nginx_listen_port(nginx_server())
-    assert published_targets(compose_nginx) == [("8000", listen)]
+    # Every port nginx listens on (HTTP, gRPC) is published as itself, and nothing else.
+    listens = sorted(nginx_listen_port(server) for server in nginx_servers())
+    assert listens == [HTTP_PORT, GRPC_PORT]
+    assert sorted(published_targets(compose_nginx)) == [(str(port), port) for port in listens]
     check = compose_nginx.get("healthcheck")
     if check:  # it asks nginx's own location, not a replica
         assert any(NGINX_HEALTH in word for word in check["test"]), check["test"]
@@ -114,6 +124,31 @@ def test_compose_environment_names_real_settings(service_settings: Settings) -> 
     # The fixture refuses a name that is not a setting and a value the service would not
     # read exactly as written (an empty ${LOSS_SERVICE_API_KEYS:-} is no keys: auth off).
     assert service_settings.api_keys == ()
+
+
+def test_compose_replicas_serve_grpc_on_the_port_nginx_uses(
+    compose_service: dict, service_settings: Settings
+) -> None:
+    env = compose_environment(compose_service)
+    # Explicit, though it is the default: nginx.conf's gRPC upstream depends on it.
+    assert f"{SETTINGS_PREFIX}GRPC_PORT" in env
+    assert service_settings.grpc_port == GRPC_PORT != service_settings.port
+
+
+def test_compose_grpcurl_examples_call_real_methods(compose_nginx: dict) -> None:
+    """The grpcurl commands at the top of the file: the published gRPC port, methods the
+    replicas serve, and JSON that is their request message (tests/system/test_scaleout.py sends
+    them through a real nginx)."""
+    calls = grpcurl_calls(COMPOSE.read_text(encoding="utf-8"))
+    published = [port for port, target in published_targets(compose_nginx) if target == GRPC_PORT]
+    assert {call.address for call in calls} == {f"localhost:{published[0]}"}
+    methods = [call.method for call in calls]
+    assert "inference.GRPCInferenceService/ModelInfer" in methods and "list" in methods, methods
+    for call in calls:
+        if call.method == "list":
+            continue
+        request_type, _ = method_types(call.method)  # KeyError: no such method
+        json_format.Parse(call.data or "{}", request_type())  # ParseError: no such field
 
 
 def test_compose_sets_what_a_container_cannot_default(compose_service: dict) -> None:

@@ -44,10 +44,17 @@ def test_k8s_ports_and_probes(
     k8s: dict[str, dict], container: dict, pod_settings: Settings, exposed_port: int
 ) -> None:
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert list(ports.values()) == [exposed_port] == [pod_settings.port]
-    for entry in k8s["Service"]["spec"]["ports"]:
+    assert ports == {"http": pod_settings.port, "grpc": pod_settings.grpc_port}
+    assert pod_settings.port == exposed_port
+    service_ports = {entry["name"]: entry for entry in k8s["Service"]["spec"]["ports"]}
+    for entry in service_ports.values():
         target = entry["targetPort"]
         assert target in ports or target in ports.values(), f"Service targets {target}"
+    grpc = service_ports["grpc"]
+    assert grpc["targetPort"] in ("grpc", pod_settings.grpc_port)
+    assert grpc["port"] == pod_settings.grpc_port, "Triton's gRPC port, as nginx publishes it"
+    # HTTP/2 over cleartext with prior knowledge, the value Kubernetes defines for it.
+    assert grpc.get("appProtocol") == "kubernetes.io/h2c"
 
     def probe(name: str) -> tuple[str, dict]:
         spec = container[name]
@@ -56,7 +63,6 @@ def test_k8s_ports_and_probes(
         return get["path"], spec
 
     assert probe("livenessProbe")[0] == "/healthz", "alive: the process serves"
-    assert probe("readinessProbe")[0] == "/readyz", "ready: kernels loaded, not draining"
     path, startup = probe("startupProbe")
     assert path in ("/readyz", "/healthz")
     budget = startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3)
@@ -64,6 +70,16 @@ def test_k8s_ports_and_probes(
     liveness = container["livenessProbe"]
     patience = liveness.get("periodSeconds", 10) * liveness.get("failureThreshold", 3)
     assert patience >= 30, "a busy worker (parsing a large body) must not be restarted"
+    # Ready: the native gRPC probe, grpc.health.v1 of the whole server (SERVING exactly when
+    # /readyz answers 200: kernels loaded, not draining). Its port must be a number.
+    readiness = container["readinessProbe"]
+    assert set(readiness) & {"httpGet", "grpc", "tcpSocket", "exec"} == {"grpc"}
+    assert readiness["grpc"]["port"] == pod_settings.grpc_port
+    assert readiness["grpc"].get("service", "") == "", "the server's overall health"
+    # Out of the endpoints by the end of the drain after SIGTERM (at worst the failures start
+    # right after a passing check).
+    notice = readiness.get("periodSeconds", 10) * readiness.get("failureThreshold", 3)
+    assert notice <= pod_settings.drain_seconds
 
 
 def test_k8s_settings_come_from_the_configmap(
@@ -73,6 +89,7 @@ def test_k8s_settings_come_from_the_configmap(
     assert names == [k8s["ConfigMap"]["metadata"]["name"]]
     data = k8s["ConfigMap"]["data"]
     assert f"{SETTINGS_PREFIX}API_KEYS" not in data, "API keys belong in a Secret"
+    assert f"{SETTINGS_PREFIX}GRPC_PORT" in data, "explicit: the gRPC readiness probe's port"
     for name in ("WORKERS", "KERNEL_THREADS", "COMPUTE_THREADS", "KEEPALIVE_SECONDS"):
         assert f"{SETTINGS_PREFIX}{name}" in data, f"{name}: the default does not fit a pod"
     assert pod_settings.max_body_bytes == 268_435_456

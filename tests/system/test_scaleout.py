@@ -7,18 +7,27 @@ whose numbers are exactly the ones a replica returned directly before the run: n
 (``proxy_next_upstream ... non_idempotent``) and passive health checks must hide both events
 from the clients.
 
+gRPC: nginx's second server (HTTP/2, ``grpc_pass``) in front of the replicas' gRPC ports. One
+channel sends ``mse`` ModelInfer calls (raw little-endian FP64) through it before and after a
+replica is killed: every call is OK with the numbers of a naive numpy ``mse``, and nginx sends
+the calls that meet the dead replica's refused connection to another one.
+
 Needs the nginx binary: ``apt-get install -y nginx`` (.ci/run does it when run as root).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
+import numpy as np
 import pytest
+from grpc_health.v1 import health_pb2
 
 from tests.support.waiting import wait_for
 from tests.system.cluster import (
@@ -26,13 +35,23 @@ from tests.system.cluster import (
     Cluster,
     Load,
     access_lines,
-    replace_once,
+    grpc_attempts,
     request,
     retried,
     running_cluster,
     scoring_requests,
     upstream_statuses,
 )
+from tests.system.deployment import COMPOSE, grpcurl_calls
+from tests.system.grpc_calls import (
+    call,
+    call_json,
+    listed_services,
+    mse_request,
+    naive_mse,
+    outputs,
+)
+from tests.system.nginx_conf import replace_once
 
 pytestmark = pytest.mark.system
 CLIENT_THREADS = 6
@@ -132,6 +151,104 @@ def test_nginx_hides_a_killed_and_a_restarted_replica(cluster: Cluster) -> None:
     assert {address for address, _ in served} >= ports, summary
     assert after_restart[(str(restarted.port), "200")] > 0, summary
     assert not any(a == str(killed.port) and s == "200" for a, s in after_restart), summary
+
+
+# ---- gRPC through nginx ----------------------------------------------------------------------
+
+MODEL_INFER = "inference.GRPCInferenceService/ModelInfer"
+GRPC_CALLS_BEFORE_KILL = 9  # three rounds over the three replicas
+GRPC_CALLS_AFTER_KILL = 12
+# Calls after the kill until nginx has met the dead replica (round robin: within three).
+GRPC_CALLS_BOUND = 100
+
+
+def test_nginx_hides_a_killed_replica_from_grpc_calls(cluster: Cluster) -> None:
+    rng = np.random.default_rng(11)
+    log = cluster.access_log
+    calls_made = 0
+
+    def score(channel: grpc.Channel, request_id: str | None = None) -> str:
+        """One mse ModelInfer through nginx, checked against numpy; its request id."""
+        nonlocal calls_made
+        size = int(rng.integers(1, 5000))
+        predictions, targets = rng.uniform(-3, 3, size), rng.uniform(-3, 3, size)
+        metadata = (("x-request-id", request_id),) if request_id else ()
+        response, trailing = call(
+            channel, MODEL_INFER, mse_request(predictions, targets), REQUEST_TIMEOUT, metadata
+        )
+        calls_made += 1
+        got, want = outputs(response), naive_mse(predictions, targets)
+        assert sorted(got) == sorted(want), response.outputs
+        for name, values in want.items():
+            np.testing.assert_allclose(got[name], values, rtol=1e-12, atol=0, err_msg=name)
+        return trailing["x-request-id"]
+
+    def logged() -> list[tuple[list[str], str]]:  # once nginx has logged every call made
+        wait_for(lambda: len(grpc_attempts(log, MODEL_INFER)) >= calls_made, 10, interval=0.05)
+        return grpc_attempts(log, MODEL_INFER)
+
+    ports = {str(replica.grpc_port) for replica in cluster.replicas}
+    with grpc.insecure_channel(f"127.0.0.1:{cluster.nginx_grpc_port}") as channel:
+        # The calls docker-compose.yml shows for grpcurl, through nginx: reflection (a
+        # bidirectional stream), health, model metadata and an inference.
+        examples = grpcurl_calls(COMPOSE.read_text(encoding="utf-8"))
+        for example in examples:
+            if example.method == "list":
+                assert {"inference.GRPCInferenceService", "grpc.health.v1.Health"} <= set(
+                    listed_services(channel)
+                )
+                continue
+            answer = call_json(channel, example.method, example.data, REQUEST_TIMEOUT)
+            if example.method == MODEL_INFER:
+                calls_made += 1
+                got = outputs(answer)
+                want = naive_mse(np.array([0.5, 1.0, 3.0]), np.array([1.0, 1.0, 2.0]))
+                for name, values in want.items():  # the example's numbers
+                    np.testing.assert_allclose(got[name], values, rtol=1e-12, err_msg=name)
+            if example.method.startswith("grpc.health.v1.Health/"):
+                assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+        # The request id: the client's goes through nginx to the replica and back; without
+        # one, nginx's own $request_id (32 hex digits), which is also in its access log.
+        assert score(channel, "grpc-through-nginx-1") == "grpc-through-nginx-1"
+        own = score(channel)
+        assert re.fullmatch("[0-9a-f]{32}", own), own
+        wait_for(lambda: f"id={own} " in log.read_text(encoding="utf-8"), 10, interval=0.05)
+
+        for _ in range(GRPC_CALLS_BEFORE_KILL):
+            score(channel)
+        before = logged()
+        assert all(status == "0" for _, status in before), before
+        # One client channel, yet every replica served: nginx balances calls, not connections.
+        assert {tried[-1] for tried, _ in before} == ports, before
+
+        killed = cluster.replicas[0]
+        killed.kill()  # SIGKILL: its listening sockets and nginx's idle connections to it close
+        kill_line = access_lines(log)
+
+        def met_the_dead_one() -> bool:
+            return any(len(tried) > 1 for tried, _ in grpc_attempts(log, MODEL_INFER, kill_line))
+
+        sent = 0
+        while sent < GRPC_CALLS_AFTER_KILL or not met_the_dead_one():
+            assert sent < GRPC_CALLS_BOUND, (
+                f"nginx never tried the killed replica\n{cluster.logs()}"
+            )
+            score(channel)  # raises on any status but OK, and checks the numbers
+            sent += 1
+            logged()
+
+    after = grpc_attempts(log, MODEL_INFER, kill_line)
+    summary = f"{calls_made} calls; after the SIGKILL of port {killed.grpc_port}: {after}"
+    print(summary)
+    assert len(after) == sent, summary
+    assert all(status == "0" for _, status in after), summary
+    # Each retried call went first to the dead replica, then to a live one; none was answered
+    # by the dead one, and both others served.
+    retried_calls = [tried for tried, _ in after if len(tried) > 1]
+    assert retried_calls, summary
+    assert all(tried[0] == str(killed.grpc_port) for tried in retried_calls), summary
+    assert {tried[-1] for tried, _ in after} == ports - {str(killed.grpc_port)}, summary
 
 
 # ---- a request that times out at nginx -----------------------------------------------------
