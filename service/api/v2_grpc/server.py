@@ -132,7 +132,12 @@ class InferenceService:
         )
 
     async def serve(
-        self, rpc: str, handler: Handler, open_: bool, request: Any, context: grpc.aio.ServicerContext
+        self,
+        rpc: str,
+        handler: Handler,
+        open_: bool,
+        request: Any,
+        context: grpc.aio.ServicerContext,
     ) -> Any:
         started = time.perf_counter()
         metadata = {
@@ -281,7 +286,9 @@ class GrpcServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection((SERVICE, HEALTH, reflection.SERVICE_NAME), server)
         host = settings.host
-        address = f"[{host}]:{settings.grpc_port}" if ":" in host else f"{host}:{settings.grpc_port}"
+        address = (
+            f"[{host}]:{settings.grpc_port}" if ":" in host else f"{host}:{settings.grpc_port}"
+        )
         try:
             self.port = server.add_insecure_port(address)
         except RuntimeError as error:
