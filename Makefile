@@ -57,6 +57,7 @@ bench: $(VENV)/.runtime  ## kernel benchmarks: each kernel against vectorised Nu
 	$(PY) -m bench.kernels
 	$(PY) -m bench.structured
 	$(PY) -m bench.http
+	$(PY) -m bench.grpc
 
 hostile: $(VENV)/.dev  ## issue 11's hostile clients against a fresh server: memory, stalls, latency (~4 min)
 	$(PY) -m bench.hostile

@@ -13,11 +13,20 @@ scalar params; ``outputs``: any of ``per_sample``, ``cost``, ``gradient``, ``sum
 
 Response: ``outputs`` (name, datatype, shape) with their data in ``raw_output_contents``, as
 Triton answers; ``parameters`` ``reduction`` and ``count``; ``id`` echoed.
+
+Tensor bytes are copied once each way. Protobuf would copy a request's raw inputs three times
+(parsing, then each access of the field makes new ``bytes``) and a response's raw outputs
+three times too (``bytes`` of the array, appending, serializing): for 1e6-entry tensors that
+is tens of MB of fresh memory per call, most of what a call cost beyond the transport. So
+:func:`split_raw_inputs` walks the request's top level and takes ``raw_input_contents`` out as
+views of the message (protobuf parses the rest), and :func:`answer` serializes the response
+without its raw outputs, then appends them in the wire format by hand (the same bytes as
+protobuf's serializer: ``raw_output_contents`` is the last field).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -43,6 +52,17 @@ CONTENTS = {
     "INT64": "int64_contents",
 }
 _ALL_CONTENTS = tuple(field.name for field in pb.InferTensorContents.DESCRIPTOR.fields)
+
+_LENGTH_DELIMITED = 2
+#: Field numbers of ``ModelInferRequest.raw_input_contents`` and
+#: ``ModelInferResponse.raw_output_contents``.
+RAW_INPUT_FIELD = pb.ModelInferRequest.DESCRIPTOR.fields_by_name["raw_input_contents"].number
+RAW_OUTPUT_FIELD = pb.ModelInferResponse.DESCRIPTOR.fields_by_name["raw_output_contents"].number
+#: Past this many top-level fields, :func:`split_raw_inputs` leaves the message to protobuf
+#: (a Python loop over millions of tiny fields would cost more than the copies it saves).
+MAX_SPLIT_FIELDS = 256
+#: Smaller messages are parsed whole: copying their bytes costs less than the walk (~6 us).
+SPLIT_FROM_BYTES = 65_536
 
 
 class Label:
@@ -85,18 +105,20 @@ def decode(
 ) -> Call:
     """The pipeline's ``decode`` for ``ModelInfer`` (``label`` bound): the message parsed, the
     model looked up, the tensors read and checked, the call to compute."""
+    split = split_raw_inputs(message) if len(message) >= SPLIT_FROM_BYTES else None
     request = pb.ModelInferRequest()
     try:
-        request.ParseFromString(message)
+        request.ParseFromString(message if split is None else split[0])
     except DecodeError as error:
         raise MalformedBody(f"the message is not a valid ModelInferRequest: {error}") from None
-    del message
+    del message  # the views of split, if any, hold it until the tensors are read
+    raw: Sequence[bytes | memoryview] = request.raw_input_contents if split is None else split[1]
+    del split
     spec = model(request.model_name, request.model_version, label)
     shapes = [(tensor.name, _shape(tensor)) for tensor in request.inputs]
     if not shapes:
         raise StructureError(["inputs"], "the request has no inputs; send predictions and targets")
     inference.check_inputs(spec, shapes, max_elements)
-    raw = request.raw_input_contents
     if raw and len(raw) != len(shapes):
         raise StructureError(
             ["raw_input_contents"],
@@ -108,6 +130,7 @@ def decode(
         shape = shapes[position][1]
         values = _read(tensor, shape, raw[position] if raw else None)
         decoded[tensor.name] = DecodedTensor(tensor.datatype, values)
+    del raw  # the message, when raw holds views of it
     parameters = parameter_values(request.parameters)
     parameters.pop("binary_data_output", None)  # REST's; over gRPC outputs are always raw
     reduction = inference.reduction(parameters.pop("reduction", "mean"))
@@ -116,6 +139,102 @@ def decode(
     outputs = list(inference.requested_outputs(asked))
     call, datatype = inference.loss_call(spec, decoded, params, reduction, outputs, binary=True)
     return Call(call, partial(answer, spec, request.id, outputs, datatype))
+
+
+def split_raw_inputs(message: bytes) -> tuple[bytes, list[memoryview]] | None:
+    """``message`` without its ``raw_input_contents`` fields, and their contents as views of
+    ``message``, in order; or None, to let protobuf parse the message whole: when it has no
+    such field, or when this walk of its top-level fields meets anything but plain fields
+    (a group, an invalid wire type, field number 0, a truncated field, a field 7 written
+    otherwise than protobuf writes ``raw_input_contents``, more than :data:`MAX_SPLIT_FIELDS`).
+
+    Protobuf parsing the rest gives the message it would parse from ``message``, less
+    ``raw_input_contents``: the other fields keep their bytes and order (so the last of a
+    singular field still wins and repeated ones keep their order), and a message protobuf
+    refuses is refused with the same error: each field taken out is one protobuf reads the
+    same way (a one-byte tag, a minimal length), and whatever it would stop at before or after
+    one stays in the rest.
+    """
+    end = len(message)
+    view = memoryview(message)
+    rest: list[memoryview] = []
+    raw: list[memoryview] = []
+    kept = position = fields = 0  # the rest's current run starts at kept
+    while position < end:
+        fields += 1
+        if fields > MAX_SPLIT_FIELDS:
+            return None
+        start = position
+        tag, position = _varint(message, position, end)
+        field, wire_type = tag >> 3, tag & 7
+        if field == 0:  # or a truncated tag
+            return None
+        if field == RAW_INPUT_FIELD:
+            if position - start != 1 or wire_type != _LENGTH_DELIMITED:
+                return None
+            length, after = _varint(message, position, end)
+            if after < 0 or after - position > 5 or not _minimal(message, position, after):
+                return None
+            if length > end - after:
+                return None
+            if start > kept:
+                rest.append(view[kept:start])
+            raw.append(view[after : after + length])
+            position = kept = after + length
+        elif wire_type == 0:
+            position = _varint(message, position, end)[1]
+            if position < 0:
+                return None
+        elif wire_type == 1:
+            position += 8
+        elif wire_type == 5:
+            position += 4
+        elif wire_type == _LENGTH_DELIMITED:
+            length, position = _varint(message, position, end)
+            if position < 0:
+                return None
+            position += length
+        else:  # groups (3, 4) and the invalid wire types 6 and 7: protobuf's to read
+            return None
+        if position > end:
+            return None
+    if not raw:
+        return None
+    if kept < end:
+        rest.append(view[kept:end])
+    return b"".join(rest), raw
+
+
+def _varint(data: bytes, position: int, end: int) -> tuple[int, int]:
+    """The varint at ``position`` and the position after it; (0, -1) if it is truncated or
+    longer than 10 bytes."""
+    value = shift = 0
+    while position < end and shift < 70:
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position
+        shift += 7
+    return 0, -1
+
+
+def _minimal(data: bytes, start: int, end: int) -> bool:
+    """Whether the varint in ``data[start:end]`` is written in its fewest bytes."""
+    return end - start == 1 or data[end - 1] != 0
+
+
+def varint(value: int) -> bytes:
+    """``value`` (>= 0) as a protobuf varint."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_RAW_OUTPUT_TAG = varint(RAW_OUTPUT_FIELD << 3 | _LENGTH_DELIMITED)
 
 
 def _shape(tensor: pb.ModelInferRequest.InferInputTensor) -> list[int]:
@@ -134,7 +253,7 @@ def _shape(tensor: pb.ModelInferRequest.InferInputTensor) -> list[int]:
 
 
 def _read(
-    tensor: pb.ModelInferRequest.InferInputTensor, shape: list[int], raw: bytes | None
+    tensor: pb.ModelInferRequest.InferInputTensor, shape: list[int], raw: bytes | memoryview | None
 ) -> np.ndarray:
     """One input's values: float64 (finite) for FP datatypes, exact int64 for INT ones."""
     name, datatype = tensor.name, tensor.datatype
@@ -190,13 +309,21 @@ def answer(
     spec: LossSpec, request_id: str, outputs: list[str], datatype: str, result: LossResult
 ) -> bytes:
     """The serialized ``ModelInferResponse``: the outputs asked for, in their order, as raw
-    little-endian bytes."""
+    little-endian bytes.
+
+    Protobuf serializes the response without ``raw_output_contents``; each output's bytes then
+    follow as that field's entries (tag, length, bytes), copied from the arrays once, into the
+    answer. The field is the message's last, where protobuf's serializer puts it: the bytes
+    are those it would write (tests/api/test_v2_grpc_adapter.py)."""
     values = inference.output_values(result)
     response = pb.ModelInferResponse(model_name=spec.name, model_version=VERSION, id=request_id)
     response.parameters["reduction"].string_param = result.reduction
     response.parameters["count"].int64_param = result.count
+    pieces: list[bytes | memoryview] = [b""]
     for name in outputs:
         entry, raw = tensors.encode_output(name, values[name], datatype, binary=True)
+        assert raw is not None  # binary=True
         response.outputs.add(name=name, datatype=datatype, shape=entry["shape"])
-        response.raw_output_contents.append(bytes(raw))  # type: ignore[arg-type]
-    return response.SerializeToString()
+        pieces += (_RAW_OUTPUT_TAG, varint(raw.nbytes), raw)
+    pieces[0] = response.SerializeToString()
+    return b"".join(pieces)
