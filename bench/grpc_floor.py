@@ -1,7 +1,9 @@
 """The floor for gRPC: a bare ``grpc.aio`` server (uvloop, as the service runs) with one generic
 unary handler on ``ModelInfer``'s path, identity (de)serializers and no protobuf, that answers
 every call with the first ``--response-bytes`` bytes of its request (the whole request when
-that is 0 or larger): the transport alone, with a response of the real one's size.
+that is 0 or larger): the transport alone, with a response of the real one's size. Its
+allocator is tuned as the service's (:func:`service.ops.memory.tune_allocator`), so the two
+differ by the service's work only.
 
     python -m bench.grpc_floor --port G [--response-bytes N]
 """
@@ -12,6 +14,8 @@ import argparse
 
 import grpc
 import uvloop
+
+from service.ops.memory import tune_allocator
 
 METHOD = "/inference.GRPCInferenceService/ModelInfer"
 SERVICE, NAME = METHOD.strip("/").split("/")
@@ -42,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--response-bytes", type=int, default=0)
     args = parser.parse_args(argv)
+    tune_allocator()
     uvloop.run(serve(args.port, args.response_bytes))
 
 

@@ -34,6 +34,7 @@ from service.compute.pipeline import Pipeline
 from service.kernels.stable import sigmoids
 from service.losses.registry import REGISTRY
 from service.ops import prometheus
+from service.ops.memory import tune_allocator
 from service.ops.readiness import Readiness, warm_up
 from service.ops.settings import Settings, get_settings
 from service.ops.shutdown import install_drain
@@ -55,6 +56,7 @@ def warm_all() -> int:
 def create_app(settings: Settings | None = None, warm: Callable[[], int] = warm_all) -> HttpApp:
     """The app. ``warm`` compiles the kernels at start-up (tests may pass a stand-in)."""
     settings = settings or get_settings()
+    tune_allocator()  # large buffers reused; freed memory returned when the lanes are idle
 
     @asynccontextmanager
     async def lifespan(app: HttpApp) -> AsyncIterator[None]:

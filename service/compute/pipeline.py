@@ -10,7 +10,8 @@ function and the request's raw message; the pipeline does the rest:
    answers it), whose work is estimated (a 413 past ``LOSS_SERVICE_MAX_WORK_SECONDS``);
 3. the call is executed and answered on the same thread when it is light, else in the heavy
    lane. The two lanes are separate sets of threads, so a cheap request never waits behind an
-   expensive one; the heavy lane's threads run at a lower priority and give freed memory back.
+   expensive one; the heavy lane's threads run at a lower priority; each lane gives freed
+   memory back once idle (:mod:`service.ops.memory`).
 
 Errors are :class:`~service.validation.errors.ServiceError` s raised to the adapter, which
 renders them in its protocol. The message is handed over in a list that the job empties, so a
@@ -65,7 +66,7 @@ class Pipeline:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.kernel_threads = settings.kernel_threads
-        self.light = ComputePool(settings.compute_threads, LIGHT_NICE, "compute")
+        self.light = ComputePool(settings.compute_threads, LIGHT_NICE, "compute", trim=True)
         self.heavy = ComputePool(settings.heavy_threads, HEAVY_NICE, "heavy", trim=True)
         self.admission = Admission(
             settings.max_in_flight, settings.max_in_flight_bytes, settings.retry_after_seconds
