@@ -132,11 +132,12 @@ def _read_parquet(source: Source) -> np.ndarray:
     values = parquet.read_table(source.path, columns=[column]).column(column)
     if values.null_count:
         raise InputError(f"{source}: {values.null_count} null value(s); nulls cannot be scored")
-    try:
-        return values.to_numpy()
-    except Exception:
-        # A list column (one row = one sample of several entries): nested lists to an array.
-        return np.array(values.to_pylist())
+    array = values.to_numpy()
+    if array.dtype == object:
+        # Strings, or a list column (a row = a sample of several entries): through Python
+        # lists to a string array or an (N, ...) array of numbers.
+        array = np.array(values.to_pylist())
+    return array
 
 
 def _choose(source: Source, names: list[str], what: str) -> str:

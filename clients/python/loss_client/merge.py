@@ -2,8 +2,8 @@
 
 States are kept as the compact JSON text of the ``state`` objects the service sent (opaque to
 the client), so a merge body is those texts joined. One merge takes at most ``fan_in`` states
-and, past two, at most ``max_bytes`` of them; the merged states of one level are merged again,
-until one request holds everything that is left. Its answer is the result. The service merges
+and, past two, at most ``max_bytes`` of them; the merged states of one level are merged again
+(a state left alone goes up as it is), until one request holds everything that is left. Its answer is the result. The service merges
 exactly whatever the order or grouping, so any number of shards works.
 """
 
@@ -84,9 +84,12 @@ def merge_tree(
             on_level(depth, len(groups))
         if len(groups) == 1:
             return post(MERGE_PATH, merge_body(groups[0]), first)
+        # A group of one (the last, at most) goes up a level as it is.
         futures = [
             pool.submit(post, MERGE_PATH, merge_body(group), first + position)
+            if len(group) > 1
+            else group[0]
             for position, group in enumerate(groups)
         ]
         first += len(groups)
-        level = [state_text(future.result()) for future in futures]
+        level = [item if isinstance(item, bytes) else state_text(item.result()) for item in futures]
