@@ -37,6 +37,11 @@ class MetricSpec:
     build: Build
     value: Value
 
+    @property
+    def state_type(self) -> type:
+        """The kind of state the metric is computed from."""
+        return _STATE_TYPES[self.build]
+
 
 def _labels(entries: Entries) -> state.State:
     return state.labels_of(entries.truth, entries.guess, entries.weight, entries.multiclass)
@@ -48,6 +53,13 @@ def _ranks(entries: Entries) -> state.State:
 
 def _moments(entries: Entries) -> state.State:
     return state.moments_of(entries.truth, entries.guess, entries.weight)
+
+
+_STATE_TYPES: dict[Build, type] = {
+    _labels: state.Labels,
+    _ranks: state.Ranks,
+    _moments: state.Moments,
+}
 
 
 def _accuracy(labels: state.Labels, request: MetricRequest) -> float:

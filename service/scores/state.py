@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from service.validation.errors import DomainError, Loc
+from service.validation.errors import DomainError, Loc, ShapeError
 
 Score = Literal["precision", "recall", "f1"]
 Average = Literal["macro", "micro", "weighted"]
@@ -33,6 +33,10 @@ Average = Literal["macro", "micro", "weighted"]
 
 class Undefined(DomainError):
     """The metric has no value on these entries (its reason is the message)."""
+
+
+class DifferentReadings(ShapeError):
+    """States of one metric that read the payload differently (binary and multiclass)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,13 @@ def merge(first: State, second: State) -> State:
 
 
 def _merge_labels(first: Labels, second: Labels) -> Labels:
+    if first.multiclass != second.multiclass:
+        readings = ("multiclass" if part.multiclass else "binary" for part in (first, second))
+        raise DifferentReadings(
+            ["body", "states"],
+            "a classification metric read {} labels in one state and {} in another (the "
+            "shards' shapes differ); merge shards of one layout".format(*readings),
+        )
     labels = np.union1d(first.labels, second.labels).astype(np.int64)
     matrix = np.zeros((labels.size, labels.size))
     for part in (first, second):
