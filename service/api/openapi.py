@@ -27,6 +27,7 @@ from service.api.routes import Operation, Route
 from service.api.v1.evaluate import EvaluateRequest
 from service.api.v1.fields import NUMBER_ARRAY_SCHEMA
 from service.api.v1.losses import LossResponse, request_model
+from service.api.v1.merge import MergeRequest
 from service.losses.registry import REGISTRY
 from service.validation.errors import PROBLEM_MEDIA_TYPE
 
@@ -79,6 +80,66 @@ NUMBERS = {"type": "array", "items": NUMBER}
 # The regularization's gradient has the shape of what was sent: one number, one array, or an
 # object of named numbers or arrays.
 PARAMETER_VALUE = {"anyOf": [NUMBER, NUMBER_ARRAY]}
+UNDEFINED = {
+    "type": "object",
+    "description": "Why each null metric has no value.",
+    "additionalProperties": {"type": "string"},
+}
+TERM_SUMS = {
+    "type": "object",
+    "required": ["loss", "weight", "cost", "sum", "weight_sum", "count"],
+    "properties": {
+        "loss": {"type": "string"},
+        "weight": NUMBER,
+        "cost": NUMBER,
+        "sum": NUMBER,
+        "weight_sum": NUMBER,
+        "count": {"type": "integer"},
+    },
+}
+METRIC_VALUES = {"type": "object", "additionalProperties": {"anyOf": [NUMBER, {"type": "null"}]}}
+SLICE = {
+    "type": "object",
+    "required": ["count", "weight_sum", "cost", "terms", "metrics"],
+    "properties": {
+        "count": {"type": "integer"},
+        "weight_sum": NUMBER,
+        "cost": NUMBER,
+        "terms": {"type": "object", "additionalProperties": TERM_SUMS},
+        "metrics": METRIC_VALUES,
+        "undefined": UNDEFINED,
+    },
+}
+WORST = {
+    "type": "array",
+    "description": "With top_k: the samples of largest total per-sample loss, largest first.",
+    "items": {
+        "type": "object",
+        "required": ["index", "value"],
+        "properties": {"index": {"type": "integer"}, "value": NUMBER},
+    },
+}
+STATE = {
+    "type": "object",
+    "description": "With state: the mergeable summary (opaque; POST /v1/evaluate/merge).",
+}
+MERGE_RESPONSE: dict[str, Any] = {
+    "title": "MergeResponse",
+    "type": "object",
+    "required": ["reduction", "cost", "count", "terms", "metrics", "state"],
+    "properties": {
+        "reduction": {"enum": ["mean", "sum"]},
+        "cost": NUMBER,
+        "count": {"type": "integer"},
+        "terms": {"type": "object", "additionalProperties": TERM_SUMS},
+        "regularization": {"type": "object"},
+        "metrics": METRIC_VALUES,
+        "undefined": UNDEFINED,
+        "groups": {"type": "object", "additionalProperties": SLICE},
+        "top_k": WORST,
+        "state": STATE,
+    },
+}
 EVALUATE_RESPONSE: dict[str, Any] = {
     "title": "EvaluateResponse",
     "description": "The response of POST /v1/evaluate; ``include`` may leave out the totals "
@@ -104,6 +165,7 @@ EVALUATE_RESPONSE: dict[str, Any] = {
                     "per_sample": NUMBERS,
                     "sum": NUMBER,
                     "weight_sum": NUMBER,
+                    "count": {"type": "integer"},
                     "extras": {"type": "object"},
                 },
             },
@@ -125,9 +187,17 @@ EVALUATE_RESPONSE: dict[str, Any] = {
         },
         "metrics": {
             "type": "object",
-            "description": "Each requested metric by name.",
-            "additionalProperties": NUMBER,
+            "description": "Each requested metric by name (null: no value; see undefined).",
+            "additionalProperties": {"anyOf": [NUMBER, {"type": "null"}]},
         },
+        "undefined": UNDEFINED,
+        "groups": {
+            "type": "object",
+            "description": "With groups: each slice's numbers, by its label.",
+            "additionalProperties": SLICE,
+        },
+        "top_k": WORST,
+        "state": STATE,
     },
 }
 
@@ -218,6 +288,7 @@ def document(routes: Iterable[Route], title: str, version: str, description: str
     models: list[type[BaseModel]] = [
         LossResponse,
         EvaluateRequest,
+        MergeRequest,
         Problem,
         InferenceProblem,
         *(request_model(spec) for spec in REGISTRY.values()),
@@ -228,6 +299,7 @@ def document(routes: Iterable[Route], title: str, version: str, description: str
     )
     components = dict(schemas.get("$defs", {}))
     components["EvaluateResponse"] = EVALUATE_RESPONSE
+    components["MergeResponse"] = MERGE_RESPONSE
     _regularization_parameters(components)
     return {
         "openapi": "3.1.0",

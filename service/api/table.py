@@ -14,7 +14,7 @@ from typing import Any
 from service.api import docs, health
 from service.api.openapi import BINARY, JSON, NUMBER, json_body, json_object
 from service.api.routes import Operation, Route
-from service.api.v1 import catalogue, evaluate, losses
+from service.api.v1 import catalogue, evaluate, losses, merge
 from service.api.v2 import protocol
 from service.api.v2 import routes as v2
 from service.api.v2.transport import HEADER_LENGTH
@@ -84,6 +84,14 @@ EVALUATE_EXAMPLE = {
         {"name": "roc_auc"},
     ],
 }
+
+
+MERGE_DESCRIPTION = """\
+The answer POST /v1/evaluate gives for the data of several batches together, from the ``state``
+each answered (``"state": true``): cost, terms, metrics, slices and worst samples, equal (to
+rounding) whatever the order or grouping of the states, and the merged ``state`` (merges run
+as a tree). States of different definitions are a 422 naming the first difference."""
+MERGE_EXAMPLE = {"states": ["<state of shard 1>", "<state of shard 2>"]}
 
 
 def _json_request(schema: str, example: Any) -> dict[str, Any]:
@@ -267,6 +275,26 @@ def build() -> tuple[Route, ...]:
                     "200": json_body(
                         "Totals, per-term results, regularization, metrics.",
                         {"$ref": "#/components/schemas/EvaluateResponse"},
+                    ),
+                    **SCORING_ERRORS,
+                },
+            ),
+            scoring=True,
+        ),
+        Route(
+            "POST",
+            "/v1/evaluate/merge",
+            merge.handle,
+            Operation(
+                "evaluate_merge",
+                "Merge /v1/evaluate states: the answer for their data together.",
+                "evaluate",
+                description=MERGE_DESCRIPTION,
+                request_body=_json_request("MergeRequest", MERGE_EXAMPLE),
+                responses={
+                    "200": json_body(
+                        "What /v1/evaluate answers for the data of every state together.",
+                        {"$ref": "#/components/schemas/MergeResponse"},
                     ),
                     **SCORING_ERRORS,
                 },

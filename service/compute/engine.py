@@ -60,6 +60,9 @@ class LossResult:
     weight_sum: float
     count: int
     extras: dict[str, Any] = field(default_factory=dict)
+    #: Each sample's weight in ``sum`` and ``weight_sum`` (its sample weight times the sum of
+    #: its element weights): ``sum = sample_weights @ per_sample``. Slices sum their samples'.
+    sample_weights: np.ndarray | None = None
 
 
 def compute(
@@ -144,6 +147,11 @@ def _compute(
         weight_sum=reduced.weight_sum,
         count=batch.n_samples,
         extras=extras,
+        sample_weights=(
+            weights.per_sample_total
+            if weights.sample is None
+            else weights.sample * weights.per_sample_total
+        ),
     )
 
 

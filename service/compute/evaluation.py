@@ -19,6 +19,7 @@ from service.compute import work
 from service.compute.deadline import checkpoint
 from service.compute.engine import LossResult, compute
 from service.compute.regularization import Parameters, Penalty, regularize, require_finite
+from service.compute.summary import Slice, Summary, TermSums, group_sums, worst
 from service.losses.registry import LossSpec
 from service.validation.contracts import Inputs
 from service.validation.errors import InvalidInput, NonFiniteResult
@@ -46,6 +47,13 @@ class Evaluation:
     cost: bool = True
     per_sample: bool = True
     gradient: bool = True
+    #: ``"state": true``: the answer carries the mergeable summary (:mod:`.summary`).
+    state: bool = False
+    #: Each sample's slice (an index into ``group_labels``), when ``groups`` is sent.
+    groups: np.ndarray | None = None
+    group_labels: tuple[str, ...] = ()
+    top_k: int | None = None
+    offset: int = 0
 
     def estimate(self) -> work.Estimate:
         inputs = self.inputs
@@ -75,6 +83,10 @@ class EvaluationResult:
     terms: list[tuple[Term, LossResult]]
     regularization: dict[str, Any]
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: Metrics without a value (``None`` in ``metrics``) and why: only with ``state``.
+    undefined: dict[str, str] = field(default_factory=dict)
+    summary: Summary | None = None
+    with_state: bool = False  # the answer carries the summary as ``state``
 
 
 def evaluate(
@@ -107,7 +119,11 @@ def evaluate(
     if evaluation.gradient:  # (every term computed its gradient)
         gradient = sum(term.weight * cast(np.ndarray, result.gradient) for term, result in results)
     checkpoint()
-    metrics = scores.compute_metrics(evaluation.metrics, inputs)
+    groups, labels = evaluation.groups, evaluation.group_labels
+    states = scores.metric_states(evaluation.metrics, inputs, groups, len(labels))
+    metrics, undefined = scores.metric_values(
+        evaluation.metrics, states.whole, strict=not evaluation.state
+    )
     for name, total in (("cost", cost), ("per_sample", per_sample), ("gradient", gradient)):
         if total is not None and not np.all(np.isfinite(total)):
             raise NonFiniteResult(
@@ -115,6 +131,9 @@ def evaluate(
                 f"the weighted total {name} overflows float64; scale the term weights down",
             )
     require_finite(regularization)
+    summary = None
+    if evaluation.state or groups is not None or evaluation.top_k is not None:
+        summary = summarize(evaluation, results, states)
     return EvaluationResult(
         evaluation.reduction,
         inputs.predictions.shape[0],
@@ -124,7 +143,73 @@ def evaluate(
         results,
         regularization,
         metrics,
+        undefined,
+        summary,
+        evaluation.state,
     )
+
+
+def definition_of(evaluation: Evaluation) -> dict[str, Any]:
+    """What an evaluation computes, as summaries record it (params with their defaults)."""
+    return {
+        "reduction": evaluation.reduction,
+        "terms": [
+            {
+                "label": term.label,
+                "loss": term.spec.name,
+                "weight": term.weight,
+                "params": term.params.model_dump(mode="json"),
+            }
+            for term in evaluation.terms
+        ],
+        "metrics": [
+            {"name": request.name, "params": request.params.model_dump(mode="json")}
+            for request in evaluation.metrics
+        ],
+        "groups": evaluation.groups is not None,
+        "top_k": evaluation.top_k,
+    }
+
+
+def summarize(
+    evaluation: Evaluation,
+    results: list[tuple[Term, LossResult]],
+    states: scores.MetricStates,
+) -> Summary:
+    """The evaluation's mergeable summary: sums and states, per slice too, and the worst."""
+    inputs = evaluation.inputs
+    n = inputs.predictions.shape[0]
+    sample_weight = inputs.sample_weight
+    whole = Slice(
+        n,
+        float(sample_weight.sum()) if sample_weight is not None else float(n),
+        [TermSums(loss.sum, loss.weight_sum, loss.count) for _, loss in results],
+        states.whole,
+    )
+    groups = None
+    if evaluation.groups is not None and states.groups is not None:
+        index, count = evaluation.groups, len(evaluation.group_labels)
+        per_term = [
+            group_sums(loss.per_sample, cast(np.ndarray, loss.sample_weights), index, count)
+            for _, loss in results
+        ]
+        weights = np.ones(n) if sample_weight is None else sample_weight
+        sample_sums = np.bincount(index, weights, minlength=count)
+        sizes = np.bincount(index, minlength=count)
+        groups = {
+            label: Slice(
+                int(sizes[g]),
+                float(sample_sums[g]),
+                [sums[g] for sums in per_term],
+                states.groups[g],
+            )
+            for g, label in enumerate(evaluation.group_labels)
+        }
+    top = None
+    if evaluation.top_k is not None:
+        total = sum(term.weight * loss.per_sample for term, loss in results)
+        top = worst(np.asarray(total, dtype=np.float64), evaluation.top_k, evaluation.offset)
+    return Summary(definition_of(evaluation), whole, groups, top)
 
 
 def within_term(error: InvalidInput, index: int, field: str | None) -> InvalidInput:

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
         description="Comma-separated API keys; when set, /v1 and /v2 need one "
         "(Authorization: Bearer <key> or X-API-Key); health routes and /metrics stay open.",
     )
+    max_groups: int = Field(
+        1000, ge=1, description="Most distinct slice labels in one evaluation's groups; 422."
+    )
     max_in_flight: int = Field(
         64, ge=1, description="Scoring requests admitted at once per worker; 503 past it."
     )

@@ -53,6 +53,21 @@ is 0.0 (scikit-learn's ``zero_division="warn"`` value), without a warning.
 
 from service.scores.catalogue import METRICS, MetricSpec
 from service.scores.params import MetricRequest
-from service.scores.requests import compute_metrics, parse_metrics
+from service.scores.requests import (
+    MetricStates,
+    compute_metrics,
+    metric_states,
+    metric_values,
+    parse_metrics,
+)
 
-__all__ = ["METRICS", "MetricRequest", "MetricSpec", "compute_metrics", "parse_metrics"]
+__all__ = [
+    "METRICS",
+    "MetricRequest",
+    "MetricSpec",
+    "MetricStates",
+    "compute_metrics",
+    "metric_states",
+    "metric_values",
+    "parse_metrics",
+]

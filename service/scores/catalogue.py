@@ -1,90 +1,85 @@
 """The metrics, declared once: name, params model, the scikit-learn function each mirrors,
-and how it is evaluated (a reading of the payload, then a formula)."""
+and how it is evaluated: a reading of the payload (its entries), their state, the value."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from service.scores import formulas
+from service.scores import state
 from service.scores.params import (
     ClassificationParams,
     MetricRequest,
     RegressionParams,
     RocAucParams,
 )
-from service.scores.readings import ValueEntries, read_labels, read_scores, read_values
+from service.scores.readings import Entries, read_labels, read_scores, read_values
 from service.validation.contracts import Inputs
-from service.validation.errors import DomainError
 from service.validation.structure import Params
 
-Evaluate = Callable[[Inputs, MetricRequest], float]
+Read = Callable[[Inputs, MetricRequest], Entries]
+Build = Callable[[Entries], state.State]
+Value = Callable[[Any, MetricRequest], float]
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """One metric: ``evaluate(inputs, request)`` validates the payload and returns its value."""
+    """One metric: ``read(inputs, request)`` validates the payload and returns its entries,
+    ``build(entries)`` their state (:mod:`service.scores.state`), ``value(state, request)`` the
+    metric (or :class:`~service.scores.state.Undefined`)."""
 
     name: str
     params: type[Params]
     mirrors: str
     summary: str
-    evaluate: Evaluate
+    read: Read
+    build: Build
+    value: Value
+
+    @property
+    def state_type(self) -> type:
+        """The kind of state the metric is computed from."""
+        return _STATE_TYPES[self.build]
 
 
-def _accuracy(inputs: Inputs, request: MetricRequest) -> float:
-    entries = read_labels(inputs, request)
-    return formulas.accuracy(entries.truth, entries.guess, entries.weight)
+def _labels(entries: Entries) -> state.State:
+    return state.labels_of(entries.truth, entries.guess, entries.weight, entries.multiclass)
 
 
-def _label_score(score: formulas.Score) -> Evaluate:
+def _ranks(entries: Entries) -> state.State:
+    return state.ranks_of(entries.truth, entries.guess, entries.weight)
+
+
+def _moments(entries: Entries) -> state.State:
+    return state.moments_of(entries.truth, entries.guess, entries.weight)
+
+
+_STATE_TYPES: dict[Build, type] = {
+    _labels: state.Labels,
+    _ranks: state.Ranks,
+    _moments: state.Moments,
+}
+
+
+def _accuracy(labels: state.Labels, request: MetricRequest) -> float:
+    return state.accuracy(labels, request.loc)
+
+
+def _label_score(score: state.Score) -> Value:
     """precision, recall or f1: binary = the positive class 1, multiclass = ``average``."""
 
-    def evaluate(inputs: Inputs, request: MetricRequest) -> float:
-        entries = read_labels(inputs, request)
-        average: formulas.Average = request.params.average if entries.multiclass else "macro"
-        return formulas.precision_recall_f1(
-            score, entries.truth, entries.guess, entries.weight, entries.labels, average
-        )
+    def value(labels: state.Labels, request: MetricRequest) -> float:
+        return state.label_score(labels, score, request.params.average, request.loc)
 
-    return evaluate
+    return value
 
 
-def _roc_auc(inputs: Inputs, request: MetricRequest) -> float:
-    entries = read_scores(inputs, request)
-    return formulas.roc_auc(entries.truth, entries.guess, entries.weight)
+def _of(formula: Callable[[Any, Any], float]) -> Value:
+    def value(of: Any, request: MetricRequest) -> float:
+        return formula(of, request.loc)
 
-
-def _regression(formula: Callable[..., float]) -> Evaluate:
-    def evaluate(inputs: Inputs, request: MetricRequest) -> float:
-        entries = read_values(inputs, request)
-        return formula(entries.truth, entries.guess, entries.weight)
-
-    return evaluate
-
-
-def _r2(inputs: Inputs, request: MetricRequest) -> float:
-    entries = read_values(inputs, request)
-    require_target_variance(entries, request)
-    return formulas.r2(entries.truth, entries.guess, entries.weight)
-
-
-def require_target_variance(entries: ValueEntries, request: MetricRequest) -> None:
-    """r2 divides by SS_tot: at least two entries, and targets that are not all equal."""
-    if entries.truth.size < 2:
-        raise DomainError(
-            request.loc,
-            "r2 needs at least two entries: on one, SS_tot = sum w (y - mean y)^2 is 0 and "
-            "r2 = 1 - SS_res / SS_tot is undefined (scikit-learn returns nan)",
-        )
-    weighted = entries.truth[entries.weight > 0]
-    if (weighted == weighted[0]).all():
-        raise DomainError(
-            request.loc,
-            f"r2 is undefined: every target (with positive weight) equals {weighted[0]:g}, so "
-            "SS_tot = sum w (y - mean y)^2 = 0 and r2 = 1 - SS_res / SS_tot divides by 0 "
-            "(scikit-learn returns 1.0 or 0.0 by convention); use rmse or mae",
-        )
+    return value
 
 
 METRICS: dict[str, MetricSpec] = {
@@ -95,6 +90,8 @@ METRICS: dict[str, MetricSpec] = {
             ClassificationParams,
             "sklearn.metrics.accuracy_score",
             "Weighted fraction of correct labels (every entry, not subset accuracy).",
+            read_labels,
+            _labels,
             _accuracy,
         ),
         MetricSpec(
@@ -102,6 +99,8 @@ METRICS: dict[str, MetricSpec] = {
             ClassificationParams,
             "sklearn.metrics.precision_score",
             "TP / (TP + FP): binary (class 1) or averaged over the classes.",
+            read_labels,
+            _labels,
             _label_score("precision"),
         ),
         MetricSpec(
@@ -109,6 +108,8 @@ METRICS: dict[str, MetricSpec] = {
             ClassificationParams,
             "sklearn.metrics.recall_score",
             "TP / (TP + FN): binary (class 1) or averaged over the classes.",
+            read_labels,
+            _labels,
             _label_score("recall"),
         ),
         MetricSpec(
@@ -116,6 +117,8 @@ METRICS: dict[str, MetricSpec] = {
             ClassificationParams,
             "sklearn.metrics.f1_score",
             "2 TP / (2 TP + FP + FN): binary (class 1) or averaged over the classes.",
+            read_labels,
+            _labels,
             _label_score("f1"),
         ),
         MetricSpec(
@@ -123,28 +126,36 @@ METRICS: dict[str, MetricSpec] = {
             RocAucParams,
             "sklearn.metrics.roc_auc_score",
             "Area under the ROC curve of the scores, every entry (binary only).",
-            _roc_auc,
+            read_scores,
+            _ranks,
+            _of(state.roc_auc),
         ),
         MetricSpec(
             "r2",
             RegressionParams,
             "sklearn.metrics.r2_score",
             "1 - SS_res / SS_tot over every entry.",
-            _r2,
+            read_values,
+            _moments,
+            _of(state.r2),
         ),
         MetricSpec(
             "rmse",
             RegressionParams,
             "sklearn.metrics.root_mean_squared_error",
             "Root of the weighted mean squared error.",
-            _regression(formulas.rmse),
+            read_values,
+            _moments,
+            _of(state.rmse),
         ),
         MetricSpec(
             "mae",
             RegressionParams,
             "sklearn.metrics.mean_absolute_error",
             "Weighted mean absolute error.",
-            _regression(formulas.mae),
+            read_values,
+            _moments,
+            _of(state.mae),
         ),
     )
 }

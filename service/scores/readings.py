@@ -30,36 +30,34 @@ Layout = Literal["binary", "labels", "one_hot"]
 
 
 @dataclass(frozen=True)
-class LabelEntries:
-    """Kept entries as class labels: what accuracy, precision, recall and f1 take.
-
-    ``labels`` are those precision/recall/f1 average over: ``[1]`` for a binary reading (the
-    positive class), the labels present in ``truth`` or ``guess`` for a multiclass one.
-    """
-
-    truth: np.ndarray
-    guess: np.ndarray
-    weight: np.ndarray
-    labels: np.ndarray
-    multiclass: bool
-
-
-@dataclass(frozen=True)
-class ValueEntries:
-    """Kept entries as numbers: targets, and scores (roc_auc) or predicted values (regression)."""
+class Entries:
+    """Kept entries: targets (``truth``), the predicted labels, scores (roc_auc) or values
+    (regression) (``guess``), and weights; ``multiclass`` for label readings. Entry ``e`` of the
+    grid belongs to sample ``e // per_sample``; ``kept`` says which grid entries are kept
+    (None: all)."""
 
     truth: np.ndarray
     guess: np.ndarray
     weight: np.ndarray
+    per_sample: int
+    kept: np.ndarray | None
+    multiclass: bool = False
+
+    def samples(self) -> np.ndarray:
+        """The sample of every kept entry."""
+        grid = self.kept.size if self.kept is not None else self.truth.size
+        owners = np.arange(grid, dtype=np.int64) // max(self.per_sample, 1)
+        return owners if self.kept is None else owners[self.kept]
 
 
-def read_labels(inputs: Inputs, request: MetricRequest) -> LabelEntries:
+def read_labels(inputs: Inputs, request: MetricRequest) -> Entries:
     """accuracy, precision, recall, f1: binary / multi-label, or multiclass by argmax."""
     predictions, targets = _arrays(inputs)
     params = request.params
     layout = classification_layout(predictions, targets, params.one_hot, request)
     if layout == "binary":
-        weight, kept = entry_weights(inputs, predictions.shape, request, "every entry")
+        grid = predictions.shape
+        weight, kept = entry_weights(inputs, grid, request, "every entry")
         truth = binary_targets(targets, request).astype(np.int64)
         scores = probabilities(predictions, params.from_logits, request)
         guess = (scores >= params.threshold).astype(np.int64)
@@ -72,13 +70,12 @@ def read_labels(inputs: Inputs, request: MetricRequest) -> LabelEntries:
             truth = one_hot_labels(targets, request)
         guess = np.argmax(predictions, axis=1)
     truth, guess = _keep(truth, kept), _keep(guess, kept)
-    multiclass = layout != "binary"
-    labels = np.union1d(truth, guess) if multiclass else np.array([1], dtype=np.int64)
-    return LabelEntries(truth, guess, weight, labels, multiclass)
+    return Entries(truth, guess, weight, _per_sample(grid), kept, layout != "binary")
 
 
-def read_scores(inputs: Inputs, request: MetricRequest) -> ValueEntries:
-    """roc_auc: binary targets and the scores themselves, both classes with positive weight.
+def read_scores(inputs: Inputs, request: MetricRequest) -> Entries:
+    """roc_auc: binary targets and the scores themselves (both classes with positive weight
+    are the value's condition: :func:`service.scores.state.roc_auc`).
 
     Any real scores are ranked as they are: probabilities and logits rank alike (the sigmoid
     is monotone), so ``from_logits`` changes nothing and the range is not checked.
@@ -94,11 +91,10 @@ def read_scores(inputs: Inputs, request: MetricRequest) -> ValueEntries:
         )
     weight, kept = entry_weights(inputs, predictions.shape, request, "every entry")
     truth = _keep(binary_targets(targets, request), kept)
-    require_both_classes(truth, weight, request)
-    return ValueEntries(truth, _keep(predictions, kept), weight)
+    return Entries(truth, _keep(predictions, kept), weight, _per_sample(predictions.shape), kept)
 
 
-def read_values(inputs: Inputs, request: MetricRequest) -> ValueEntries:
+def read_values(inputs: Inputs, request: MetricRequest) -> Entries:
     """r2, rmse, mae: predictions and targets of one shape, entry by entry."""
     predictions, targets = _arrays(inputs)
     if targets.shape != predictions.shape:
@@ -109,7 +105,8 @@ def read_values(inputs: Inputs, request: MetricRequest) -> ValueEntries:
             f"targets must be {shape_text(predictions.shape)}",
         )
     weight, kept = entry_weights(inputs, predictions.shape, request, "every entry")
-    return ValueEntries(_keep(targets, kept), _keep(predictions, kept), weight)
+    per_sample = _per_sample(predictions.shape)
+    return Entries(_keep(targets, kept), _keep(predictions, kept), weight, per_sample, kept)
 
 
 def classification_layout(
@@ -152,28 +149,23 @@ def entry_weights(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The weight of every kept entry, flat (``sample_weight[n] * mask``), and which are kept.
 
-    ``kept`` is the flat boolean ``mask != 0`` (``None``: no mask, all kept). Refuses a mask
-    that excludes everything, and kept weights that sum to 0.
+    ``kept`` is the flat boolean ``mask != 0`` (``None``: no mask, all kept). A mask that
+    excludes everything, or kept weights that sum to 0, leave the value undefined
+    (:mod:`service.scores.state`).
     """
     sample_weight = check_sample_weight(inputs.sample_weight, grid[0])
     mask, kept = inputs.mask, None
     if mask is not None:
         element_mask(mask, grid, f"{request.name} reads {entries} of a {shape_text(grid)} grid")
         kept = mask.reshape(-1) != 0
-        if not kept.any():
-            raise DomainError(request.loc, f"{request.name}: mask excludes every entry")
     n = grid[0]
     element = None if mask is None else mask.reshape(-1)
-    weight = _keep(
-        weights_by_element(n, int(np.prod(grid[1:], dtype=np.int64)), element, sample_weight), kept
-    )
-    if not weight.sum() > 0:
-        raise DomainError(
-            request.loc,
-            f"{request.name}: the weights of the entries (sample_weight x mask) sum to 0, so "
-            "the weighted mean it is built on is undefined",
-        )
+    weight = _keep(weights_by_element(n, _per_sample(grid), element, sample_weight), kept)
     return weight, kept
+
+
+def _per_sample(grid: tuple[int, ...]) -> int:
+    return int(np.prod(grid[1:], dtype=np.int64))
 
 
 def binary_targets(targets: np.ndarray, request: MetricRequest) -> np.ndarray:
@@ -245,23 +237,6 @@ def one_hot_labels(targets: np.ndarray, request: MetricRequest) -> np.ndarray:
             "one_hot targets hold exactly one 1 at every position",
         )
     return np.argmax(targets, axis=1)
-
-
-def require_both_classes(truth: np.ndarray, weight: np.ndarray, request: MetricRequest) -> None:
-    """roc_auc compares positives with negatives: both need positive total weight."""
-    for label, other in ((1.0, 0), (0.0, 1)):
-        present = truth == label
-        if not present.any():
-            raise DomainError(
-                request.loc,
-                f"roc_auc needs both classes in targets: every kept target is {other}",
-            )
-        if not weight[present].sum() > 0:
-            raise DomainError(
-                request.loc,
-                f"roc_auc needs both classes in targets: the targets equal to {label:g} all have "
-                "weight 0 (sample_weight x mask)",
-            )
 
 
 def _arrays(inputs: Inputs) -> tuple[np.ndarray, np.ndarray]:

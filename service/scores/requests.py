@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,8 @@ from pydantic import ValidationError
 
 from service.scores.catalogue import METRICS
 from service.scores.params import MetricRequest
+from service.scores.readings import Entries
+from service.scores.state import State, Undefined
 from service.validation.contracts import Inputs
 from service.validation.errors import MAX_LISTED_ERRORS, NonFiniteResult, StructureError, body_loc
 
@@ -84,13 +87,83 @@ def parse_metric(item: Any, index: int) -> MetricRequest:
 def compute_metrics(requests: list[MetricRequest], inputs: Inputs) -> dict[str, float]:
     """``{name: value}`` in request order; every value a finite float.
 
-    A metric that does not fit the payload raises a 422 at ``["body", "metrics", i]`` (see
-    :mod:`service.scores.readings`); a value that overflows float64, NonFiniteResult.
+    A metric that does not fit the payload, or has no value on it, raises a 422 at
+    ``["body", "metrics", i]`` (see :mod:`service.scores.readings`); a value that overflows
+    float64, NonFiniteResult.
     """
-    values: dict[str, float] = {}
+    values, _ = metric_values(requests, metric_states(requests, inputs).whole, strict=True)
+    return {name: value for name, value in values.items() if value is not None}  # (strict)
+
+
+@dataclass(frozen=True)
+class MetricStates:
+    """Each metric's state over the whole payload and, with groups, over each slice."""
+
+    whole: list[State]
+    groups: list[list[State]] | None = None
+
+
+def metric_states(
+    requests: list[MetricRequest],
+    inputs: Inputs,
+    groups: np.ndarray | None = None,
+    group_count: int = 0,
+) -> MetricStates:
+    """Read, validate and summarize every metric (a 422 when one does not fit the payload);
+    with ``groups`` (the slice index of every sample, in ``[0, group_count)``) each slice's
+    states too, from the same entries."""
+    whole: list[State] = []
+    sliced: list[list[State]] | None = None if groups is None else [[] for _ in range(group_count)]
     for request in requests:
+        spec = METRICS[request.name]
         with np.errstate(all="ignore"):
-            value = METRICS[request.name].evaluate(inputs, request)
+            entries = spec.read(inputs, request)
+            whole.append(spec.build(entries))
+            if groups is not None and sliced is not None:
+                for index, part in enumerate(_slices(entries, groups, group_count)):
+                    sliced[index].append(spec.build(part))
+    return MetricStates(whole, sliced)
+
+
+def _slices(entries: Entries, groups: np.ndarray, group_count: int) -> list[Entries]:
+    """The entries of each slice (stable: in their order within the slice)."""
+    owner = groups[entries.samples()]
+    order = np.argsort(owner, kind="stable")
+    bounds = np.searchsorted(owner[order], np.arange(group_count + 1))
+    parts = []
+    for index in range(group_count):
+        take = order[bounds[index] : bounds[index + 1]]
+        parts.append(
+            Entries(
+                entries.truth[take],
+                entries.guess[take],
+                entries.weight[take],
+                entries.per_sample,
+                None,
+                entries.multiclass,
+            )
+        )
+    return parts
+
+
+def metric_values(
+    requests: list[MetricRequest], states: list[State], *, strict: bool
+) -> tuple[dict[str, float | None], dict[str, str]]:
+    """``{name: value}`` and ``{name: reason}`` for those without one (``None`` values).
+    ``strict`` raises instead (a whole request without state: a 422 as before). A value that
+    overflows float64 is always a 422."""
+    values: dict[str, float | None] = {}
+    undefined: dict[str, str] = {}
+    for request, of in zip(requests, states, strict=True):
+        try:
+            with np.errstate(all="ignore"):
+                value = METRICS[request.name].value(of, request)
+        except Undefined as reason:
+            if strict:
+                raise
+            values[request.name] = None
+            undefined[request.name] = reason.detail
+            continue
         if not math.isfinite(value):
             raise NonFiniteResult(
                 request.loc,
@@ -98,7 +171,7 @@ def compute_metrics(requests: list[MetricRequest], inputs: Inputs) -> dict[str, 
                 "or sample_weight down",
             )
         values[request.name] = value
-    return values
+    return values, undefined
 
 
 def _unknown_metric_message(name: Any) -> str:

@@ -13,7 +13,7 @@ from functools import partial
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt, ValidationError
 
 from service import scores
 from service.api import codec
@@ -29,6 +29,7 @@ from service.api.v1.fields import (
     Output,
     read_inputs,
 )
+from service.api.v1.summary import state_json, summary_answer
 from service.compute.evaluation import Evaluation, EvaluationResult, within_term
 from service.compute.evaluation import Term as EvaluationTerm
 from service.compute.pipeline import Call
@@ -40,6 +41,9 @@ from service.validation.finite import require_finite
 from service.validation.structure import structure_error
 
 MAX_TERMS = 16
+MAX_TOP_K = 10_000
+GroupLabel = Annotated[str, Field(min_length=1, max_length=100)]
+TopK = Annotated[int, Strict(), Field(ge=1, le=MAX_TOP_K)]
 #: Longest ``metrics`` list (each metric at most once; there are 8).
 MAX_METRICS = 32
 Weight = Annotated[float, Strict(), Field(allow_inf_nan=False)]
@@ -91,6 +95,23 @@ class EvaluateRequest(BaseModel):
         max_length=MAX_INCLUDE,
         description="Which of cost, per_sample, gradient to return.",
     )
+    state: StrictBool = Field(
+        False,
+        description="Add ``state``: the mergeable summary that POST /v1/evaluate/merge takes; "
+        "metrics without a value on this batch are then null with the reason under "
+        "``undefined`` instead of a 422.",
+    )
+    groups: list[StrictInt] | list[GroupLabel] | None = Field(
+        None,
+        description="One slice label per sample (N,), integers or strings: adds ``groups`` with "
+        "each slice's numbers (at most LOSS_SERVICE_MAX_GROUPS labels).",
+    )
+    top_k: TopK | None = Field(
+        None, description="Add ``top_k``: the k samples of largest total per-sample loss."
+    )
+    offset: Annotated[int, Strict(), Field(ge=0)] = Field(
+        0, description="Global index of the first sample (shards report global indices)."
+    )
 
 
 #: Arrays read as JsonArray: the tensors, and regularization's parameters (one array, or an
@@ -107,11 +128,13 @@ async def handle(request: Request) -> Reply:
         codec.check_json_content_type(request.header(b"content-type"))
     except ServiceError as error:
         return problem_reply(error)
-    return await score(request, decode)
+    return await score(request, partial(decode, request.services.settings.max_groups))
 
 
-def decode(body: bytes | bytearray, max_elements: int, _reserve: Callable[[int], None]) -> Call:
-    """Read and validate everything (the pipeline's ``decode``)."""
+def decode(
+    max_groups: int, body: bytes | bytearray, max_elements: int, _reserve: Callable[[int], None]
+) -> Call:
+    """Read and validate everything (the pipeline's ``decode``, ``max_groups`` bound)."""
     document = codec.read_request(body, EvaluateRequest, ARRAYS)
     try:
         request = EvaluateRequest.model_validate(document)
@@ -123,9 +146,10 @@ def decode(body: bytes | bytearray, max_elements: int, _reserve: Callable[[int],
     budget = ElementBudget(max_elements)
     del document
     inputs = read_inputs(request, budget, codec.may_hold_booleans(body))
-    parameters = _parameters(request.regularization, budget)
+    parameters = parameters_of(request.regularization, budget)
     given = request.regularization
     include = frozenset(request.include)
+    groups, labels = _groups(request.groups, inputs.predictions.shape[0], max_groups, budget)
     evaluation = Evaluation(
         terms,
         inputs,
@@ -136,15 +160,45 @@ def decode(body: bytes | bytearray, max_elements: int, _reserve: Callable[[int],
         cost="cost" in include,
         per_sample="per_sample" in include,
         gradient="gradient" in include,
+        state=request.state,
+        groups=groups,
+        group_labels=labels,
+        top_k=request.top_k,
+        offset=request.offset,
     )
-    return Call(evaluation, answer)
+    return Call(evaluation, partial(answer, metric_requests))
 
 
-def answer(result: EvaluationResult) -> Reply:
-    return Reply(200, codec.encode(render(result)))
+def answer(requests: list[scores.MetricRequest], result: EvaluationResult) -> Reply:
+    return Reply(200, codec.encode(render(result, requests)))
 
 
-def render(result: EvaluationResult) -> dict[str, Any]:
+def _groups(
+    given: list[int] | list[str] | None, count: int, max_groups: int, budget: ElementBudget
+) -> tuple[np.ndarray | None, tuple[str, ...]]:
+    """Each sample's slice index, and the slices' labels (integers in numeric order, strings
+    in code-point order); 422 when the labels are not one per sample or too many."""
+    if given is None:
+        return None, ()
+    if len(given) != count:
+        raise StructureError(
+            ["body", "groups"],
+            f"groups has {len(given)} labels but predictions has {count} samples; send one "
+            "label per sample",
+        )
+    budget.take(given, lambda value: np.empty(len(value)))
+    values = np.array(given) if given else np.array([], dtype=np.int64)
+    distinct, index = np.unique(values, return_inverse=True)
+    if distinct.size > max_groups:
+        raise StructureError(
+            ["body", "groups"],
+            f"groups has {distinct.size} distinct labels; the limit is {max_groups} "
+            "(LOSS_SERVICE_MAX_GROUPS)",
+        )
+    return index.astype(np.int64), tuple(str(label) for label in distinct.tolist())
+
+
+def render(result: EvaluationResult, requests: list[scores.MetricRequest]) -> dict[str, Any]:
     """The response body; arrays stay NumPy for orjson."""
     body: dict[str, Any] = {"reduction": result.reduction}
     if result.cost is not None:
@@ -159,11 +213,17 @@ def render(result: EvaluationResult) -> dict[str, Any]:
         entry: dict[str, Any] = {"loss": loss.loss, "weight": term.weight, "cost": loss.cost}
         if result.per_sample is not None:
             entry["per_sample"] = loss.per_sample
-        entry.update(sum=loss.sum, weight_sum=loss.weight_sum, extras=loss.extras)
+        entry.update(sum=loss.sum, weight_sum=loss.weight_sum, count=loss.count, extras=loss.extras)
         terms[term.label] = entry
     body["terms"] = terms
     body["regularization"] = result.regularization
     body["metrics"] = result.metrics
+    if result.undefined:
+        body["undefined"] = result.undefined
+    if result.summary is not None:
+        body.update(summary_answer(result.summary, requests))
+        if result.with_state:
+            body["state"] = state_json(result.summary)
     return body
 
 
@@ -201,9 +261,10 @@ def _prepare(index: int, term: Term) -> EvaluationTerm:
     return EvaluationTerm(index, term.label or term.loss, spec, term.weight, params)
 
 
-def _parameters(
+def parameters_of(
     regularization: Regularization | None, budget: ElementBudget
 ) -> np.ndarray | dict[str, np.ndarray] | None:
+    """The regularization's parameters as arrays (counted in the element budget)."""
     if regularization is None or regularization.parameters is None:
         return None
     given = regularization.parameters

@@ -1,0 +1,345 @@
+"""An evaluation's summary as JSON: the ``state`` of ``POST /v1/evaluate`` (written) and the
+``states`` of ``POST /v1/evaluate/merge`` (read back and checked), and the parts of both
+answers rendered from a summary (terms, metrics, slices, worst samples).
+
+Layout of a state (clients treat it as opaque; the README documents it)::
+
+    {"format": "loss-service.evaluation-state", "version": 1,
+     "definition": {"reduction", "terms": [{"label", "loss", "weight", "params"}],
+                    "metrics": [{"name", "params"}], "groups": bool, "top_k": k | null},
+     "count", "weight_sum",
+     "terms": [{"sum", "weight_sum", "count"}],
+     "metrics": [{"kind": "labels", "labels", "matrix", "count", "multiclass"}
+                 | {"kind": "ranks", "scores", "positive", "negative", "positives", "negatives"}
+                 | {"kind": "moments", "count", "weight", "mean", "m2", "sse", "sae",
+                    "low", "high"}],
+     "groups": [{"label", "count", "weight_sum", "terms", "metrics"}],   (with groups)
+     "top_k": [{"index", "value"}]}                                       (with top_k)
+
+A state read back is checked as any input is: its structure, finite numbers, lengths that
+agree, weights >= 0, distinct ascending scores and labels; a broken one is a 422 that points
+into ``states``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+
+from service.compute.summary import FORMAT, VERSION, Slice, Summary, TermSums, values_of
+from service.scores import METRICS, MetricRequest, parse_metrics
+from service.scores.state import Labels, Moments, Ranks, State
+from service.validation.errors import StructureError
+from service.validation.structure import structure_error
+
+Finite = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+NonNegative = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
+Count = Annotated[int, Strict(), Field(ge=0)]
+Index = Annotated[int, Strict(), Field(ge=0)]
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LabelsJson(_Closed):
+    kind: Literal["labels"]
+    labels: list[Annotated[int, Strict()]]
+    matrix: list[list[NonNegative]]
+    count: Count
+    multiclass: bool
+
+
+class RanksJson(_Closed):
+    kind: Literal["ranks"]
+    scores: list[Finite]
+    positive: list[NonNegative]
+    negative: list[NonNegative]
+    positives: Count
+    negatives: Count
+
+
+class MomentsJson(_Closed):
+    kind: Literal["moments"]
+    count: Count
+    weight: NonNegative
+    mean: Finite
+    m2: NonNegative
+    sse: NonNegative
+    sae: NonNegative
+    low: Finite | None
+    high: Finite | None
+
+
+MetricJson = Annotated[LabelsJson | RanksJson | MomentsJson, Field(discriminator="kind")]
+
+
+class TermJson(_Closed):
+    sum: Finite
+    weight_sum: NonNegative
+    count: Count
+
+
+class SliceJson(_Closed):
+    label: str
+    count: Count
+    weight_sum: NonNegative
+    terms: list[TermJson]
+    metrics: list[MetricJson]
+
+
+class WorstJson(_Closed):
+    index: Index
+    value: Finite
+
+
+class TermDefinition(_Closed):
+    label: str
+    loss: str
+    weight: Finite
+    params: dict[str, Any]
+
+
+class MetricDefinition(_Closed):
+    name: str
+    params: dict[str, Any]
+
+
+class Definition(_Closed):
+    reduction: Literal["mean", "sum"]
+    terms: list[TermDefinition] = Field(min_length=1)
+    metrics: list[MetricDefinition]
+    groups: bool
+    top_k: Annotated[int, Strict(), Field(ge=1)] | None
+
+
+class StateJson(_Closed):
+    format: Literal["loss-service.evaluation-state"]
+    version: Literal[1]
+    definition: Definition
+    count: Count
+    weight_sum: NonNegative
+    terms: list[TermJson]
+    metrics: list[MetricJson]
+    groups: list[SliceJson] | None = None
+    top_k: list[WorstJson] | None = None
+
+
+# ---- writing -------------------------------------------------------------------------------
+
+
+def _number(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def metric_json(state: State) -> dict[str, Any]:
+    if isinstance(state, Labels):
+        return {
+            "kind": "labels",
+            "labels": state.labels,
+            "matrix": state.matrix,
+            "count": state.count,
+            "multiclass": state.multiclass,
+        }
+    if isinstance(state, Ranks):
+        return {
+            "kind": "ranks",
+            "scores": state.scores,
+            "positive": state.positive,
+            "negative": state.negative,
+            "positives": state.positives,
+            "negatives": state.negatives,
+        }
+    return {
+        "kind": "moments",
+        "count": state.count,
+        "weight": state.weight,
+        "mean": state.mean,
+        "m2": state.m2,
+        "sse": state.sse,
+        "sae": state.sae,
+        "low": _number(state.low),
+        "high": _number(state.high),
+    }
+
+
+def _slice_json(part: Slice) -> dict[str, Any]:
+    return {
+        "count": part.count,
+        "weight_sum": part.weight_sum,
+        "terms": [
+            {"sum": term.sum, "weight_sum": term.weight_sum, "count": term.count}
+            for term in part.terms
+        ],
+        "metrics": [metric_json(state) for state in part.metrics],
+    }
+
+
+def state_json(summary: Summary) -> dict[str, Any]:
+    """The summary as the answer's ``state`` (arrays stay NumPy for orjson)."""
+    body: dict[str, Any] = {"format": FORMAT, "version": VERSION}
+    body["definition"] = summary.definition
+    body.update(_slice_json(summary.whole))
+    if summary.groups is not None:
+        body["groups"] = [
+            {"label": label, **_slice_json(part)} for label, part in summary.groups.items()
+        ]
+    if summary.top_k is not None:
+        body["top_k"] = [{"index": index, "value": value} for index, value in summary.top_k]
+    return body
+
+
+# ---- reading -------------------------------------------------------------------------------
+
+
+def read_state(document: Any, index: int) -> Summary:
+    """``states[index]`` of a merge request, checked (a 422 inside ``states`` otherwise)."""
+    loc: list[str | int] = ["body", "states", index]
+    try:
+        given = StateJson.model_validate(document)
+    except ValidationError as error:
+        problem = structure_error(error, StateJson)
+        items = [{**item, "loc": [*loc, *item["loc"][1:]]} for item in problem.errors or []]
+        first, *more = items
+        raise StructureError(first["loc"], f"states[{index}]: {first['msg']}", more) from None
+    definition = given.definition.model_dump()
+    try:
+        requests = parse_metrics(definition["metrics"])
+    except StructureError as error:
+        raise _broken([*loc, "definition", "metrics"], error.detail) from None
+    kinds = [METRICS[request.name].state_type for request in requests]
+    terms = len(definition["terms"])
+    whole = _slice(given.count, given.weight_sum, given.terms, given.metrics, terms, kinds, loc)
+    groups = None
+    if given.groups is not None:
+        groups = {}
+        for position, part in enumerate(given.groups):
+            where = [*loc, "groups", position]
+            if part.label in groups:
+                raise _broken(where, f"the slice {part.label!r} is listed twice")
+            groups[part.label] = _slice(
+                part.count, part.weight_sum, part.terms, part.metrics, terms, kinds, where
+            )
+    if (given.groups is not None) != definition["groups"]:
+        raise _broken(loc, "its groups do not match its definition")
+    top = None
+    if given.top_k is not None:
+        top = [(item.index, item.value) for item in given.top_k]
+    if (given.top_k is not None) != (definition["top_k"] is not None):
+        raise _broken(loc, "its top_k does not match its definition")
+    return Summary(definition, whole, groups, top)
+
+
+def _broken(loc: list[str | int], why: str) -> StructureError:
+    return StructureError(
+        loc,
+        f"states[{loc[2]}] is not a state /v1/evaluate wrote: {why}; send the states as they "
+        "were answered",
+    )
+
+
+def _slice(
+    count: int,
+    weight_sum: float,
+    terms: list[TermJson],
+    metrics: list[Any],
+    term_count: int,
+    kinds: list[type],
+    loc: list[str | int],
+) -> Slice:
+    if len(terms) != term_count or len(metrics) != len(kinds):
+        raise _broken(loc, "its terms or metrics do not match its definition")
+    states = [_metric(item, [*loc, "metrics", position]) for position, item in enumerate(metrics)]
+    for position, (state, kind) in enumerate(zip(states, kinds, strict=True)):
+        if not isinstance(state, kind):
+            raise _broken([*loc, "metrics", position], "its kind is not its metric's")
+    sums = [TermSums(term.sum, term.weight_sum, term.count) for term in terms]
+    return Slice(count, weight_sum, sums, states)
+
+
+def _metric(item: Any, loc: list[str | int]) -> State:
+    if isinstance(item, LabelsJson):
+        labels = np.array(item.labels, dtype=np.int64)
+        size = labels.size
+        if np.any(np.diff(labels) <= 0) or len(item.matrix) != size:
+            raise _broken(loc, "its labels are not distinct and ascending, one row each")
+        if any(len(row) != size for row in item.matrix):
+            raise _broken(loc, "its matrix is not square")
+        if not item.multiclass and item.labels != [0, 1]:
+            raise _broken(loc, "a binary reading has the labels [0, 1]")
+        matrix = np.array(item.matrix, dtype=np.float64).reshape(size, size)
+        return Labels(labels, matrix, item.count, item.multiclass)
+    if isinstance(item, RanksJson):
+        scores = np.array(item.scores, dtype=np.float64)
+        if len(item.positive) != scores.size or len(item.negative) != scores.size:
+            raise _broken(loc, "its weights are not one per score")
+        if np.any(np.diff(scores) <= 0):
+            raise _broken(loc, "its scores are not distinct and ascending")
+        return Ranks(
+            scores,
+            np.array(item.positive, dtype=np.float64),
+            np.array(item.negative, dtype=np.float64),
+            item.positives,
+            item.negatives,
+        )
+    low = math.inf if item.low is None else item.low
+    high = -math.inf if item.high is None else item.high
+    return Moments(item.count, item.weight, item.mean, item.m2, item.sse, item.sae, low, high)
+
+
+def state_elements(document: Any) -> int:
+    """How many numbers a state holds (what counts toward ``LOSS_SERVICE_MAX_ELEMENTS``)."""
+    if isinstance(document, list):
+        return sum(state_elements(item) for item in document)
+    if isinstance(document, dict):
+        return sum(state_elements(value) for value in document.values())
+    return 1
+
+
+# ---- answers -------------------------------------------------------------------------------
+
+
+def metric_requests(summary: Summary) -> list[MetricRequest]:
+    """The metric requests of a summary's definition, validated as a request's metrics."""
+    return parse_metrics(list(summary.definition.get("metrics") or []))
+
+
+def slice_answer(
+    part: Slice, definition: dict[str, Any], requests: list[MetricRequest]
+) -> dict[str, Any]:
+    """A slice's numbers as ``groups.<label>`` gives them."""
+    terms = definition["terms"]
+    values = values_of(part, [term["weight"] for term in terms], definition["reduction"], requests)
+    body: dict[str, Any] = {"count": part.count, "weight_sum": part.weight_sum}
+    body["cost"] = values.cost
+    body["terms"] = {
+        term["label"]: {
+            "loss": term["loss"],
+            "weight": term["weight"],
+            "cost": cost,
+            "sum": sums.sum,
+            "weight_sum": sums.weight_sum,
+            "count": sums.count,
+        }
+        for term, sums, cost in zip(terms, part.terms, values.terms, strict=True)
+    }
+    body["metrics"] = values.metrics
+    if values.undefined:
+        body["undefined"] = values.undefined
+    return body
+
+
+def summary_answer(summary: Summary, requests: list[MetricRequest]) -> dict[str, Any]:
+    """``groups`` and ``top_k`` of an answer, as present."""
+    body: dict[str, Any] = {}
+    if summary.groups is not None:
+        body["groups"] = {
+            label: slice_answer(part, summary.definition, requests)
+            for label, part in summary.groups.items()
+        }
+    if summary.top_k is not None:
+        body["top_k"] = [{"index": index, "value": value} for index, value in summary.top_k]
+    return body
