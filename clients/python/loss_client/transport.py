@@ -146,7 +146,7 @@ class Transport:
                 start = index + 1
                 continue
             detail, problem = _problem_detail(response.data)
-            if response.status == 413:
+            if response.status == 413 and not path.endswith("/merge"):
                 detail += " (try a smaller --shard-size)"
             raise ServiceError(response.status, detail, url, problem)
         raise UnavailableError(
