@@ -14,16 +14,17 @@ $(VENV)/.runtime: pyproject.toml
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime
-	$(PY) -m pip install --quiet -e '.[dev]'
+# The evaluation client (clients/python, its own package) goes in too: tests/client runs it.
+$(VENV)/.dev: $(VENV)/.runtime clients/python/pyproject.toml
+	$(PY) -m pip install --quiet -e '.[dev]' -e './clients/python[parquet]'
 	touch $@
 
 run: $(VENV)/.runtime  ## set up and serve on $(HOST):$(PORT)
 	$(PY) -m service --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.dev  ## set up; lint, format, types; the whole suite under coverage, with its floor
-	$(PY) -m ruff check service tests bench
-	$(PY) -m ruff format --check service tests bench
+	$(PY) -m ruff check service tests bench clients
+	$(PY) -m ruff format --check service tests bench clients
 	$(PY) -m mypy
 	$(PY) -m coverage erase
 	$(PY) -m coverage run -m pytest
@@ -66,8 +67,8 @@ soak: $(VENV)/.dev  ## five minutes at ~80 % of measured capacity: errors and RS
 	$(PY) -m bench.soak
 
 lint: $(VENV)/.dev
-	$(PY) -m ruff check service tests bench
-	$(PY) -m ruff format --check service tests bench
+	$(PY) -m ruff check service tests bench clients
+	$(PY) -m ruff format --check service tests bench clients
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .mypy_cache .coverage .coverage.* htmlcov
