@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -469,3 +470,31 @@ def test_roc_auc_of_continuous_scores_merges(replicas: list[int]) -> None:
     )  # fmt: skip
     expected = roc_auc_score(data["label"], data["logit"], sample_weight=data["weight"])
     assert_close(result.metrics["roc_auc"], expected, "roc_auc")
+
+
+def test_the_readme_example_on_breast_cancer(replicas: list[int], tmp_path: Path) -> None:
+    """examples/client_breast_cancer.py saves a model's held-out logits; the command it prints
+    gives scikit-learn's numbers."""
+    url = urls(replicas)[0]
+    prepared = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "client_breast_cancer.py"),
+         "--out", str(tmp_path), "--url", url],
+        cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=CLIENT_TIMEOUT,
+        check=True,
+    )  # fmt: skip
+    printed = prepared.stdout.splitlines()
+    words = shlex.split(printed[-1])
+    assert words[0] == "loss-eval"
+    completed = loss_eval(*words[1:], "--output", str(tmp_path / "result.json"))
+    assert completed.returncode == 0, completed.stderr
+    merged = json.loads((tmp_path / "result.json").read_text())
+    logits, labels = np.load(tmp_path / "logits.npy"), np.load(tmp_path / "labels.npy")
+    assert merged["count"] == len(labels) == 285
+    assert_close(merged["cost"], log_loss(labels, expit(logits)), "log_loss")
+    assert_close(merged["metrics"]["roc_auc"], roc_auc_score(labels, logits), "roc_auc")
+    assert_close(merged["metrics"]["f1"], f1_score(labels, (logits >= 0).astype(int)), "f1")
+    assert sorted(merged["groups"]) == ["large", "small"]
+    for line, (name, value) in zip(
+        printed[1:4], [("log_loss", merged["cost"]), *merged["metrics"].items()], strict=True
+    ):
+        assert line.split() == [name, f"{value:.10g}"]
