@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from loss_client.arrays import InputError
 from loss_client.merge import MERGE_PATH, batches, merge_tree
 from loss_client.shards import Field, as_field, check, shard_body, shard_bounds
+from loss_client.transport import ServiceError
 
 DEFINITION = {"terms": [{"loss": "mse"}]}
 
@@ -177,3 +178,32 @@ def test_the_merge_tree_merges_every_state_exactly_once(
     assert answer["state"]["shards"] == list(range(shards))
     assert len(posted) == requests
     assert len(set(posted)) == requests and min(posted) == shards  # round-robin goes on
+
+
+@pytest.mark.parametrize(("shards", "limit"), [(40, 3), (100, 2), (33, 5), (9, 8)])
+def test_a_merge_refused_as_too_large_is_split(shards: int, limit: int) -> None:
+    """The service's 413 on a merge ("merge fewer at once"): halves are merged instead, and
+    later groups are smaller; every shard still ends up in the result exactly once."""
+    accepted: list[int] = []
+
+    def post(path: str, body: bytes, first: int) -> dict:
+        states = json.loads(body)["states"]
+        if len(states) > limit:
+            raise ServiceError(413, "too many numbers; merge fewer at once", path)
+        accepted.append(len(states))
+        return {"state": {"shards": [shard for state in states for shard in state["shards"]]}}
+
+    states = [json.dumps({"shards": [index]}).encode() for index in range(shards)]
+    with ThreadPoolExecutor(2) as pool:
+        answer = merge_tree(post, states, pool, fan_in=32)
+    assert answer["state"]["shards"] == list(range(shards))
+    assert max(accepted) <= limit
+
+
+def test_two_states_too_large_together_are_the_service_s_last_word() -> None:
+    def post(path: str, body: bytes, first: int) -> dict:
+        raise ServiceError(413, "states: too many numbers", path)
+
+    states = [b'{"a":1}'] * 5
+    with ThreadPoolExecutor(1) as pool, pytest.raises(ServiceError, match="too many numbers"):
+        merge_tree(post, states, pool)

@@ -3,8 +3,10 @@
 States are kept as the compact JSON text of the ``state`` objects the service sent (opaque to
 the client), so a merge body is those texts joined. One merge takes at most ``fan_in`` states
 and, past two, at most ``max_bytes`` of them; the merged states of one level are merged again
-(a state left alone goes up as it is), until one request holds everything that is left. Its answer is the result. The service merges
-exactly whatever the order or grouping, so any number of shards works.
+(a state left alone goes up as it is), until one request holds everything that is left; its
+answer is the result. A merge the service refuses as too large (413) is split in two, and
+later merges take fewer. The service merges exactly whatever the order or grouping, so any
+number of shards works.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any
+
+from loss_client.transport import ServiceError
 
 MERGE_PATH = "/v1/evaluate/merge"
 FAN_IN = 32
@@ -68,28 +72,47 @@ def merge_tree(
     first: int = 0,
     fan_in: int = FAN_IN,
     max_bytes: int = MAX_MERGE_BYTES,
-    on_level: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """The answer of the last merge, whose states hold every shard once. ``first`` is the
-    round-robin position of the first merge request; ``on_level(level, requests)`` is told
-    of each level before it runs."""
+    round-robin position of the first merge request."""
     if not states:
         raise ValueError("nothing to merge")
+    tree = _Tree(post, fan_in)
     level = list(states)
-    depth = 0
     while True:
-        depth += 1
-        groups = batches(level, fan_in, max_bytes)
-        if on_level is not None:
-            on_level(depth, len(groups))
+        groups = batches(level, tree.fan_in, max_bytes)
         if len(groups) == 1:
-            return post(MERGE_PATH, merge_body(groups[0]), first)
+            return tree.merge(groups[0], first)
         # A group of one (the last, at most) goes up a level as it is.
         futures = [
-            pool.submit(post, MERGE_PATH, merge_body(group), first + position)
-            if len(group) > 1
-            else group[0]
+            pool.submit(tree.merge, group, first + position) if len(group) > 1 else group[0]
             for position, group in enumerate(groups)
         ]
         first += len(groups)
         level = [item if isinstance(item, bytes) else state_text(item.result()) for item in futures]
+
+
+class _Tree:
+    """Merges one group; a group the service finds too large (413: the states' numbers count
+    toward its element and body limits, and "a 413 says to merge fewer at once") is merged as
+    two halves, and so are the next levels' groups. Two states that are too large together
+    are the service's last word (its detail is raised)."""
+
+    def __init__(self, post: Post, fan_in: int) -> None:
+        if fan_in < 2:
+            raise ValueError("a merge takes at least two states")
+        self.post, self.fan_in = post, fan_in
+
+    def merge(self, group: Sequence[bytes], first: int) -> dict[str, Any]:
+        try:
+            return self.post(MERGE_PATH, merge_body(group), first)
+        except ServiceError as error:
+            if error.status != 413 or len(group) <= 2:
+                raise
+        half = len(group) // 2
+        self.fan_in = max(2, min(self.fan_in, half))
+        parts = [group[:half], group[half:]]
+        merged = [
+            part[0] if len(part) == 1 else state_text(self.merge(part, first)) for part in parts
+        ]
+        return self.merge(merged, first)
