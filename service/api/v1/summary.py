@@ -9,7 +9,8 @@ Layout of a state (clients treat it as opaque; the README documents it)::
                     "metrics": [{"name", "params"}], "groups": bool, "top_k": k | null},
      "count", "weight_sum",
      "terms": [{"sum", "weight_sum", "count"}],
-     "metrics": [{"kind": "labels", "labels", "matrix", "count", "multiclass"}
+     "metrics": [{"kind": "labels", "labels", "truth", "guess", "weight", "count",
+                  "multiclass"}
                  | {"kind": "ranks", "scores", "positive", "negative", "positives", "negatives"}
                  | {"kind": "moments", "count", "weight", "mean", "m2", "sse", "sae",
                     "low", "high"}],
@@ -48,7 +49,9 @@ class _Closed(BaseModel):
 class LabelsJson(_Closed):
     kind: Literal["labels"]
     labels: list[Annotated[int, Strict()]]
-    matrix: list[list[NonNegative]]
+    truth: list[Annotated[int, Strict()]]
+    guess: list[Annotated[int, Strict()]]
+    weight: list[NonNegative]
     count: Count
     multiclass: bool
 
@@ -140,7 +143,9 @@ def metric_json(state: State) -> dict[str, Any]:
         return {
             "kind": "labels",
             "labels": state.labels,
-            "matrix": state.matrix,
+            "truth": state.truth,
+            "guess": state.guess,
+            "weight": state.weight,
             "count": state.count,
             "multiclass": state.multiclass,
         }
@@ -263,15 +268,18 @@ def _slice(
 def _metric(item: Any, loc: list[str | int]) -> State:
     if isinstance(item, LabelsJson):
         labels = np.array(item.labels, dtype=np.int64)
-        size = labels.size
-        if np.any(np.diff(labels) <= 0) or len(item.matrix) != size:
-            raise _broken(loc, "its labels are not distinct and ascending, one row each")
-        if any(len(row) != size for row in item.matrix):
-            raise _broken(loc, "its matrix is not square")
+        truth = np.array(item.truth, dtype=np.int64)
+        guess = np.array(item.guess, dtype=np.int64)
+        weight = np.array(item.weight, dtype=np.float64)
+        if np.any(np.diff(labels) <= 0):
+            raise _broken(loc, "its labels are not distinct and ascending")
+        if not (truth.size == guess.size == weight.size):
+            raise _broken(loc, "its pairs are not one truth, guess and weight each")
+        if not (np.isin(truth, labels).all() and np.isin(guess, labels).all()):
+            raise _broken(loc, "its pairs name labels it does not list")
         if not item.multiclass and item.labels != [0, 1]:
             raise _broken(loc, "a binary reading has the labels [0, 1]")
-        matrix = np.array(item.matrix, dtype=np.float64).reshape(size, size)
-        return Labels(labels, matrix, item.count, item.multiclass)
+        return Labels(labels, truth, guess, weight, item.count, item.multiclass)
     if isinstance(item, RanksJson):
         scores = np.array(item.scores, dtype=np.float64)
         if len(item.positive) != scores.size or len(item.negative) != scores.size:
