@@ -28,6 +28,7 @@ from service.api.scoring import score
 from service.api.v1.evaluate import ARRAYS, Regularization, parameters_of
 from service.api.v1.fields import ElementBudget
 from service.api.v1.summary import (
+    STATE_ARRAYS,
     metric_requests,
     read_state,
     slice_answer,
@@ -66,7 +67,7 @@ async def handle(request: Request) -> Reply:
 
 
 def decode(body: bytes | bytearray, max_elements: int, _reserve: Callable[[int], None]) -> Call:
-    document = codec.read_request(body, MergeRequest, ARRAYS)
+    document = codec.read_request(body, MergeRequest, {**ARRAYS, "states": STATE_ARRAYS})
     try:
         request = MergeRequest.model_validate(document)
     except ValidationError as error:
