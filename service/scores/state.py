@@ -93,20 +93,27 @@ State = Labels | Ranks | Moments
 
 def labels_of(truth: np.ndarray, guess: np.ndarray, weight: np.ndarray, multiclass: bool) -> Labels:
     """The weighted confusion pairs of integer labels (binary readings: labels 0 and 1)."""
-    labels = np.union1d(truth, guess) if multiclass else np.array([0, 1])
-    pairs = _pairs(truth.astype(np.int64), guess.astype(np.int64), weight)
-    return Labels(labels.astype(np.int64), *pairs, int(truth.size), multiclass)
+    labels = (np.union1d(truth, guess) if multiclass else np.array([0, 1])).astype(np.int64)
+    pairs = _pairs(labels, truth.astype(np.int64), guess.astype(np.int64), weight)
+    return Labels(labels, *pairs, int(truth.size), multiclass)
 
 
 def _pairs(
-    truth: np.ndarray, guess: np.ndarray, weight: np.ndarray
+    labels: np.ndarray, truth: np.ndarray, guess: np.ndarray, weight: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each distinct (truth, guess) pair, ascending, with its total weight."""
-    if truth.size == 0:
-        return truth, guess, weight.astype(np.float64)
-    pairs, at = np.unique(np.stack([truth, guess], axis=1), axis=0, return_inverse=True)
-    total = np.bincount(at.reshape(-1), weight, minlength=pairs.shape[0])
-    return pairs[:, 0].copy(), pairs[:, 1].copy(), total
+    """Each distinct (truth, guess) pair, ascending, with its total weight (``labels``: every
+    label either names, ascending)."""
+    size = labels.size
+    key = np.searchsorted(labels, truth) * size + np.searchsorted(labels, guess)
+    if size * size <= 4 * key.size + 64:  # few cells: count them all
+        occurs = np.bincount(key, minlength=size * size) > 0
+        total = np.bincount(key, weight, minlength=size * size)
+        cells = np.flatnonzero(occurs)
+        total = total[cells]
+    else:
+        cells, at = np.unique(key, return_inverse=True)
+        total = np.bincount(at.reshape(-1), weight, minlength=cells.size)
+    return labels[cells // size], labels[cells % size], total
 
 
 def ranks_of(truth: np.ndarray, score: np.ndarray, weight: np.ndarray) -> Ranks:
@@ -158,6 +165,7 @@ def _merge_labels(first: Labels, second: Labels) -> Labels:
         )
     labels = np.union1d(first.labels, second.labels).astype(np.int64)
     pairs = _pairs(
+        labels,
         np.concatenate([first.truth, second.truth]),
         np.concatenate([first.guess, second.guess]),
         np.concatenate([first.weight, second.weight]),
