@@ -1,9 +1,10 @@
 r"""Metric states: the sufficient statistics a metric's value is computed from, which merge
 exactly (up to float64 rounding) however a data set is split into shards or slices.
 
-- :class:`Labels` (accuracy, precision, recall, f1): the weighted confusion matrix over the
-  labels present (binary readings: labels 0 and 1), with the number of entries kept. Labels
-  present with weight 0 stay, as scikit-learn's ``labels`` default keeps them.
+- :class:`Labels` (accuracy, precision, recall, f1): the weighted confusion matrix, as the
+  (true, predicted) label pairs that occur with their weight, the labels present (binary
+  readings: labels 0 and 1) and the number of entries kept. Labels present with weight 0 stay,
+  as scikit-learn's ``labels`` default keeps them.
 - :class:`Ranks` (roc_auc): every distinct score with the positive and the negative weight at
   it, and how many entries of each class there are. Exact, ties included; its size is the
   number of distinct scores (up to the number of entries).
@@ -41,10 +42,26 @@ class DifferentReadings(ShapeError):
 
 @dataclass(frozen=True)
 class Labels:
-    labels: np.ndarray  # int64, ascending
-    matrix: np.ndarray  # (L, L) float64: [truth, guess] weights
+    """The confusion matrix, sparse: the weight of every (true, predicted) pair of labels that
+    occurs (its size never exceeds the entries it summarizes, however many labels)."""
+
+    labels: np.ndarray  # int64, ascending: the labels present (binary readings: 0 and 1)
+    truth: np.ndarray  # int64: the true label of each occurring pair, pairs ascending
+    guess: np.ndarray  # int64: the predicted label
+    weight: np.ndarray  # float64: the pair's total weight
     count: int
     multiclass: bool
+
+    def totals(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per label: the weight of true positives, of predictions, of targets (support)."""
+        size = self.labels.size
+        true_at = np.searchsorted(self.labels, self.truth)
+        guess_at = np.searchsorted(self.labels, self.guess)
+        hit = self.truth == self.guess
+        true_positives = np.bincount(true_at[hit], self.weight[hit], minlength=size)
+        predicted = np.bincount(guess_at, self.weight, minlength=size)
+        support = np.bincount(true_at, self.weight, minlength=size)
+        return true_positives, predicted, support
 
 
 @dataclass(frozen=True)
@@ -75,14 +92,28 @@ State = Labels | Ranks | Moments
 
 
 def labels_of(truth: np.ndarray, guess: np.ndarray, weight: np.ndarray, multiclass: bool) -> Labels:
-    """The weighted confusion matrix of integer labels (binary: 0 and 1)."""
-    labels = np.union1d(truth, guess) if multiclass else np.array([0, 1], dtype=np.int64)
+    """The weighted confusion pairs of integer labels (binary readings: labels 0 and 1)."""
+    labels = (np.union1d(truth, guess) if multiclass else np.array([0, 1])).astype(np.int64)
+    pairs = _pairs(labels, truth.astype(np.int64), guess.astype(np.int64), weight)
+    return Labels(labels, *pairs, int(truth.size), multiclass)
+
+
+def _pairs(
+    labels: np.ndarray, truth: np.ndarray, guess: np.ndarray, weight: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each distinct (truth, guess) pair, ascending, with its total weight (``labels``: every
+    label either names, ascending)."""
     size = labels.size
-    if size == 0:
-        return Labels(labels.astype(np.int64), np.zeros((0, 0)), 0, multiclass)
-    cell = np.searchsorted(labels, truth) * size + np.searchsorted(labels, guess)
-    matrix = np.bincount(cell, weight, minlength=size * size).reshape(size, size)
-    return Labels(labels.astype(np.int64), matrix, int(truth.size), multiclass)
+    key = np.searchsorted(labels, truth) * size + np.searchsorted(labels, guess)
+    if size * size <= 4 * key.size + 64:  # few cells: count them all
+        occurs = np.bincount(key, minlength=size * size) > 0
+        total = np.bincount(key, weight, minlength=size * size)
+        cells = np.flatnonzero(occurs)
+        total = total[cells]
+    else:
+        cells, at = np.unique(key, return_inverse=True)
+        total = np.bincount(at.reshape(-1), weight, minlength=cells.size)
+    return labels[cells // size], labels[cells % size], total
 
 
 def ranks_of(truth: np.ndarray, score: np.ndarray, weight: np.ndarray) -> Ranks:
@@ -133,11 +164,13 @@ def _merge_labels(first: Labels, second: Labels) -> Labels:
             "shards' shapes differ); merge shards of one layout".format(*readings),
         )
     labels = np.union1d(first.labels, second.labels).astype(np.int64)
-    matrix = np.zeros((labels.size, labels.size))
-    for part in (first, second):
-        at = np.searchsorted(labels, part.labels)
-        matrix[np.ix_(at, at)] += part.matrix
-    return Labels(labels, matrix, first.count + second.count, first.multiclass)
+    pairs = _pairs(
+        labels,
+        np.concatenate([first.truth, second.truth]),
+        np.concatenate([first.guess, second.guess]),
+        np.concatenate([first.weight, second.weight]),
+    )
+    return Labels(labels, *pairs, first.count + second.count, first.multiclass)
 
 
 def _merge_ranks(first: Ranks, second: Ranks) -> Ranks:
@@ -190,9 +223,9 @@ def _require_weight(name: str, count: int, weight: float, loc: Loc) -> None:
 
 def accuracy(state: Labels, loc: Loc) -> float:
     """Weighted fraction of correct labels (``sklearn.metrics.accuracy_score``)."""
-    total = float(state.matrix.sum())
+    total = float(state.weight.sum())
     _require_weight("accuracy", state.count, total, loc)
-    return float(np.trace(state.matrix) / total)
+    return float(state.weight[state.truth == state.guess].sum() / total)
 
 
 def divide_or_zero(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -207,10 +240,8 @@ def label_score(state: Labels, score: Score, average: Average, loc: Loc) -> floa
     ``macro`` (plain mean), ``weighted`` (by support :math:`T_k`) or ``micro`` (counts summed
     first), as ``sklearn.metrics.precision_score`` / ``recall_score`` / ``f1_score`` with
     ``zero_division="warn"`` (0.0)."""
-    _require_weight(score, state.count, float(state.matrix.sum()), loc)
-    true_positives = np.diag(state.matrix)
-    predicted = state.matrix.sum(axis=0)
-    support = state.matrix.sum(axis=1)
+    _require_weight(score, state.count, float(state.weight.sum()), loc)
+    true_positives, predicted, support = state.totals()
     if not state.multiclass:
         keep = state.labels == 1
         true_positives, predicted, support = true_positives[keep], predicted[keep], support[keep]

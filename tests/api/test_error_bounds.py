@@ -119,7 +119,7 @@ def test_many_unknown_keys_in_evaluate(client: TestClient, where: str) -> None:
         loc = ["body", "k0"]
         msg = (
             "unknown field 'k0'; allowed: predictions, targets, sample_weight, mask, terms, "
-            "regularization, metrics, reduction, include"
+            "regularization, metrics, reduction, include, state, groups, top_k, offset"
         )
     problem = post(client, "/v1/evaluate", body)
     assert_capped(problem, total, loc, msg)

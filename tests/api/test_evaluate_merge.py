@@ -294,3 +294,49 @@ def test_states_count_toward_the_element_limit_and_groups_toward_theirs() -> Non
             "3 distinct labels; the limit is 2 (LOSS_SERVICE_MAX_GROUPS)"
             in response.json()["detail"]
         )
+
+
+def leaves(document: Any, path: tuple = ()) -> list[tuple]:
+    if isinstance(document, dict):
+        return [leaf for key, value in document.items() for leaf in leaves(value, (*path, key))]
+    if isinstance(document, list):
+        found = [path]
+        for index, value in enumerate(document):
+            found += leaves(value, (*path, index))
+        return found
+    return [path]
+
+
+def replaced(document: Any, path: tuple, value: Any) -> Any:
+    if not path:
+        return value
+    head, *rest = path
+    copy = dict(document) if isinstance(document, dict) else list(document)
+    copy[head] = replaced(document[head], tuple(rest), value)
+    return copy
+
+
+JUNK = [None, -1, -1.5, 0, 10**30, 1e308, "x", "", [], {}, [1, 2], {"a": 1}, True, [[0.5]]]
+GROUPED = {**{k: v[:40].tolist() for k, v in BINARY.items()}, "groups": [i % 3 for i in range(40)]}
+
+
+@given(data=st.data())
+def test_a_damaged_state_is_refused_or_merged_never_a_500(client: TestClient, data: Any) -> None:
+    body = {**GROUPED, **{k: v for k, v in BINARY_BODY.items() if k != "groups"}, "state": True}
+    state = evaluate(client, body)["state"]
+    path = data.draw(st.sampled_from(leaves(state)))
+    damaged = replaced(state, path, data.draw(st.sampled_from(JUNK)))
+    response = client.post("/v1/evaluate/merge", json={"states": [state, damaged]})
+    assert response.status_code in (200, 413, 422), (path, response.text)
+    if response.status_code == 200:
+        text = response.text
+        assert "NaN" not in text and "Infinity" not in text
+
+
+def test_sums_that_overflow_in_a_merge_are_422_never_null(client: TestClient) -> None:
+    body = {"predictions": [0.2, 0.8], "targets": [0.0, 1.0], "state": True}
+    state = evaluate(client, {**body, "terms": [{"loss": "mse"}]})["state"]
+    huge = replaced(state, ("terms", 0, "sum"), 1.5e308)
+    response = client.post("/v1/evaluate/merge", json={"states": [huge, huge]})
+    assert response.status_code == 422, response.text
+    assert "overflows float64" in response.json()["detail"]

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 
 import service.losses  # noqa: F401  (registers every loss)
@@ -72,6 +73,50 @@ def evaluate_body(**overrides: Any) -> bytes:
         **overrides,
     }
     return json.dumps(body).encode()
+
+
+def merge_body() -> bytes:
+    """Two states of ~1.4 MB each (roc_auc over ROWS distinct scores, 7 slices)."""
+    if not _STATES:
+        app = create_app(Settings(), warm=lambda: 0)
+        body = json.loads(
+            evaluate_body(
+                state=True,
+                include=["cost"],
+                groups=[i % 7 for i in range(ROWS)],
+                metrics=["roc_auc", "rmse"],
+                targets=(np.arange(ROWS * 10).reshape(ROWS, 10) % 2).tolist(),
+            )
+        )
+        loop = asyncio.new_event_loop()
+        try:
+            for offset in (0, ROWS):
+                answer = loop.run_until_complete(
+                    respond(app, "/v1/evaluate", json.dumps({**body, "offset": offset}).encode())
+                )
+                _STATES.append(answer["state"])
+        finally:
+            app.state.pipeline.close()
+            loop.close()
+    return orjson.dumps({"states": _STATES})
+
+
+_STATES: list[dict] = []
+
+
+async def respond(app: Any, path: str, body: bytes) -> dict:
+    """The JSON answer of one request straight through the ASGI app."""
+    chunks: list[bytes] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.body":
+            chunks.append(message["body"])
+
+    await app(post_scope(path, JSON_HEADERS), receive, send)
+    return json.loads(b"".join(chunks))
 
 
 class Tracker:
@@ -179,6 +224,23 @@ CASES = {
         {"compute_timeout_seconds": 1e-4, "heavy_work_seconds": 0},
     ),
     "evaluate-200": ("/v1/evaluate", evaluate_body, JSON_HEADERS, 200, {}),
+    "evaluate-state-200": (
+        "/v1/evaluate",
+        lambda: evaluate_body(
+            state=True, groups=[i % 7 for i in range(ROWS)], top_k=10, metrics=["rmse", "r2"]
+        ),
+        JSON_HEADERS,
+        200,
+        {},
+    ),
+    "merge-200": ("/v1/evaluate/merge", lambda: merge_body(), JSON_HEADERS, 200, {}),
+    "merge-422": (
+        "/v1/evaluate/merge",
+        lambda: merge_body().replace(b'"reduction":"mean"', b'"reduction":"sum"', 1),
+        JSON_HEADERS,
+        422,
+        {},
+    ),
     "evaluate-422": (
         "/v1/evaluate",
         lambda: evaluate_body(terms=[{"loss": "mse"}, {"loss": "sparse_cce"}]),

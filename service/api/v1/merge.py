@@ -13,10 +13,12 @@ the states hold count toward ``LOSS_SERVICE_MAX_ELEMENTS``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.api import codec
@@ -26,6 +28,7 @@ from service.api.scoring import score
 from service.api.v1.evaluate import ARRAYS, Regularization, parameters_of
 from service.api.v1.fields import ElementBudget
 from service.api.v1.summary import (
+    STATE_ARRAYS,
     metric_requests,
     read_state,
     slice_answer,
@@ -36,7 +39,7 @@ from service.api.v1.summary import (
 from service.compute.pipeline import Call
 from service.compute.regularization import Penalty
 from service.compute.summary import Merge, Summary
-from service.validation.errors import PayloadTooLarge, ServiceError
+from service.validation.errors import NonFiniteResult, PayloadTooLarge, ServiceError
 from service.validation.structure import structure_error
 
 MAX_STATES = 4096
@@ -64,7 +67,7 @@ async def handle(request: Request) -> Reply:
 
 
 def decode(body: bytes | bytearray, max_elements: int, _reserve: Callable[[int], None]) -> Call:
-    document = codec.read_request(body, MergeRequest, ARRAYS)
+    document = codec.read_request(body, MergeRequest, {**ARRAYS, "states": STATE_ARRAYS})
     try:
         request = MergeRequest.model_validate(document)
     except ValidationError as error:
@@ -103,4 +106,30 @@ def answer(with_regularization: bool, merged: tuple[Summary, dict[str, Any]]) ->
         body["undefined"] = whole["undefined"]
     body.update(summary_answer(summary, requests))
     body["state"] = state_json(summary)
+    where = _first_non_finite(body)
+    if where is not None:
+        raise NonFiniteResult(
+            ["body", "states"],
+            f"the merged {where} overflows float64; the states' sums are too large to add",
+        )
     return Reply(200, codec.encode(body))
+
+
+def _first_non_finite(value: Any, path: str = "answer") -> str | None:
+    """Where the answer holds its first number that is not finite (a sum that overflowed)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _first_non_finite(item, f"{path}.{key}")
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _first_non_finite(item, f"{path}[{index}]")
+            if found:
+                return found
+    elif isinstance(value, np.ndarray):
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            return path
+    elif isinstance(value, float) and not math.isfinite(value):
+        return path
+    return None

@@ -9,7 +9,8 @@ Layout of a state (clients treat it as opaque; the README documents it)::
                     "metrics": [{"name", "params"}], "groups": bool, "top_k": k | null},
      "count", "weight_sum",
      "terms": [{"sum", "weight_sum", "count"}],
-     "metrics": [{"kind": "labels", "labels", "matrix", "count", "multiclass"}
+     "metrics": [{"kind": "labels", "labels", "truth", "guess", "weight", "count",
+                  "multiclass"}
                  | {"kind": "ranks", "scores", "positive", "negative", "positives", "negatives"}
                  | {"kind": "moments", "count", "weight", "mean", "m2", "sse", "sae",
                     "low", "high"}],
@@ -29,10 +30,13 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
+from service.api.codec import to_array
+from service.api.jsonread import JsonArray
+from service.api.v1.fields import NumberArray
 from service.compute.summary import FORMAT, VERSION, Slice, Summary, TermSums, values_of
 from service.scores import METRICS, MetricRequest, parse_metrics
 from service.scores.state import Labels, Moments, Ranks, State
-from service.validation.errors import StructureError
+from service.validation.errors import ServiceError, StructureError
 from service.validation.structure import structure_error
 
 Finite = Annotated[float, Strict(), Field(allow_inf_nan=False)]
@@ -47,19 +51,31 @@ class _Closed(BaseModel):
 
 class LabelsJson(_Closed):
     kind: Literal["labels"]
-    labels: list[Annotated[int, Strict()]]
-    matrix: list[list[NonNegative]]
+    labels: NumberArray
+    truth: NumberArray
+    guess: NumberArray
+    weight: NumberArray
     count: Count
     multiclass: bool
 
 
 class RanksJson(_Closed):
     kind: Literal["ranks"]
-    scores: list[Finite]
-    positive: list[NonNegative]
-    negative: list[NonNegative]
+    scores: NumberArray
+    positive: NumberArray
+    negative: NumberArray
     positives: Count
     negatives: Count
+
+
+#: The states' arrays, read from a large body straight into NumPy (never as Python lists).
+STATE_ARRAYS = frozenset(
+    (*prefix, "*", "metrics", "*", key)
+    for prefix in ((), ("*", "groups"))
+    for key in ("labels", "truth", "guess", "weight", "scores", "positive", "negative")
+)
+#: Integers that float64 holds exactly.
+EXACT = 2**53
 
 
 class MomentsJson(_Closed):
@@ -140,7 +156,9 @@ def metric_json(state: State) -> dict[str, Any]:
         return {
             "kind": "labels",
             "labels": state.labels,
-            "matrix": state.matrix,
+            "truth": state.truth,
+            "guess": state.guess,
+            "weight": state.weight,
             "count": state.count,
             "multiclass": state.multiclass,
         }
@@ -262,32 +280,63 @@ def _slice(
 
 def _metric(item: Any, loc: list[str | int]) -> State:
     if isinstance(item, LabelsJson):
-        labels = np.array(item.labels, dtype=np.int64)
-        size = labels.size
-        if np.any(np.diff(labels) <= 0) or len(item.matrix) != size:
-            raise _broken(loc, "its labels are not distinct and ascending, one row each")
-        if any(len(row) != size for row in item.matrix):
-            raise _broken(loc, "its matrix is not square")
-        if not item.multiclass and item.labels != [0, 1]:
+        labels, truth, guess = (
+            _integers(value, [*loc, key])
+            for key, value in (
+                ("labels", item.labels),
+                ("truth", item.truth),
+                ("guess", item.guess),
+            )
+        )
+        weight = _weights(item.weight, [*loc, "weight"])
+        if np.any(np.diff(labels) <= 0):
+            raise _broken(loc, "its labels are not distinct and ascending")
+        if not (truth.size == guess.size == weight.size):
+            raise _broken(loc, "its pairs are not one truth, guess and weight each")
+        if not (np.isin(truth, labels).all() and np.isin(guess, labels).all()):
+            raise _broken(loc, "its pairs name labels it does not list")
+        if not item.multiclass and labels.tolist() != [0, 1]:
             raise _broken(loc, "a binary reading has the labels [0, 1]")
-        matrix = np.array(item.matrix, dtype=np.float64).reshape(size, size)
-        return Labels(labels, matrix, item.count, item.multiclass)
+        return Labels(labels, truth, guess, weight, item.count, item.multiclass)
     if isinstance(item, RanksJson):
-        scores = np.array(item.scores, dtype=np.float64)
-        if len(item.positive) != scores.size or len(item.negative) != scores.size:
+        scores = _flat(item.scores, [*loc, "scores"])
+        positive = _weights(item.positive, [*loc, "positive"])
+        negative = _weights(item.negative, [*loc, "negative"])
+        if positive.size != scores.size or negative.size != scores.size:
             raise _broken(loc, "its weights are not one per score")
         if np.any(np.diff(scores) <= 0):
             raise _broken(loc, "its scores are not distinct and ascending")
-        return Ranks(
-            scores,
-            np.array(item.positive, dtype=np.float64),
-            np.array(item.negative, dtype=np.float64),
-            item.positives,
-            item.negatives,
-        )
+        return Ranks(scores, positive, negative, item.positives, item.negatives)
     low = math.inf if item.low is None else item.low
     high = -math.inf if item.high is None else item.high
     return Moments(item.count, item.weight, item.mean, item.m2, item.sse, item.sae, low, high)
+
+
+def _flat(value: Any, loc: list[str | int]) -> np.ndarray:
+    """A state's array: flat, finite float64."""
+    if not isinstance(value, list | JsonArray):
+        raise _broken(loc, "an array is not an array")
+    try:
+        array = to_array(value, ".".join(map(str, loc[1:])))
+    except ServiceError:
+        raise _broken(loc, "an array holds something other than finite numbers") from None
+    if array.ndim != 1 and array.size:
+        raise _broken(loc, "an array is not flat")
+    return array.reshape(-1)
+
+
+def _weights(value: Any, loc: list[str | int]) -> np.ndarray:
+    array = _flat(value, loc)
+    if np.any(array < 0):
+        raise _broken(loc, "a weight is negative")
+    return array
+
+
+def _integers(value: Any, loc: list[str | int]) -> np.ndarray:
+    array = _flat(value, loc)
+    if np.any(array != np.floor(array)) or np.any(np.abs(array) > EXACT):
+        raise _broken(loc, "a label is not an integer")
+    return array.astype(np.int64)
 
 
 def state_elements(document: Any) -> int:
@@ -296,6 +345,10 @@ def state_elements(document: Any) -> int:
         return sum(state_elements(item) for item in document)
     if isinstance(document, dict):
         return sum(state_elements(value) for value in document.values())
+    if isinstance(document, JsonArray):
+        return document.size
+    if isinstance(document, BaseModel):
+        return state_elements(dict(document))
     return 1
 
 
