@@ -318,11 +318,9 @@ def test_regression_with_a_large_mean_against_scikit_learn(replicas: list[int]) 
 def test_a_replica_killed_mid_run_loses_and_double_counts_nothing(tmp_path: Path) -> None:
     """120 shards over two replicas; once the first has answered 5, it is SIGKILLed (its
     process group). Shards in flight there, and those the round-robin gives it later, go to
-    the other: the result equals one request, every sample counted once. (F1 only: a roc_auc
-    state of this size does not merge yet, see the xfail below.)"""
+    the other: the result equals one request, every sample counted once."""
     samples, shard_size = 60_000, 500
     data = binary_data(samples, seed=21, decimals=2)
-    metrics = [METRICS[1]]
     sources = write_files(data, "npy", tmp_path)
     output = tmp_path / "result.json"
     ports = [free_port(), free_port()]
@@ -337,7 +335,7 @@ def test_a_replica_killed_mid_run_loses_and_double_counts_nothing(tmp_path: Path
                 sys.executable, "-m", "loss_client", *url_arguments(ports),
                 "--predictions", sources["logit"], "--targets", sources["label"],
                 "--sample-weight", sources["weight"], "--groups", sources["site"],
-                "--term", BCE, "--metric", F1, "--top-k", "10",
+                "--term", BCE, "--metric", "roc_auc", "--metric", F1, "--top-k", "10",
                 "--shard-size", str(shard_size), "--concurrency", "4",
                 "--output", str(output),
             ],
@@ -353,7 +351,7 @@ def test_a_replica_killed_mid_run_loses_and_double_counts_nothing(tmp_path: Path
                 client.kill()
                 client.communicate()
         assert client.returncode == 0, stderr
-        whole = evaluate_whole(ports[1], body_of(data, TERMS, metrics, 10))
+        whole = evaluate_whole(ports[1], body_of(data, TERMS, METRICS, 10))
         doomed.stop()
         survivor.stop()
     assert doomed.process.returncode == -signal.SIGKILL
@@ -455,21 +453,18 @@ def test_the_api_key(replicas: list[int], tmp_path: Path) -> None:
     assert_close(merged["cost"], whole["cost"], "cost")
 
 
-@pytest.mark.xfail(
-    reason="service side: POST /v1/evaluate/merge reads states as ordinary JSON values, so a "
-    "roc_auc state of many distinct scores (continuous scores, ~20,000 here: a 1.1 MB body) is "
-    "refused with 413 ('building this value would take about N MiB, past 5 times the body'); "
-    "the states' number arrays need the tensor reader that /v1/evaluate's arrays have",
-    strict=True,
-)
-def test_roc_auc_of_continuous_scores_merges(replicas: list[int]) -> None:
+def test_roc_auc_of_many_distinct_scores(replicas: list[int]) -> None:
+    """20,000 continuous scores and 3 slices: states of ~80,000 numbers, merged in a tree of
+    fan-in 4 (the client's default is 32)."""
     data = binary_data(20_000, seed=8)
     result = Client(urls(replicas)).evaluate(
-        data["logit"], data["label"], terms=TERMS, metrics=["roc_auc"],
-        sample_weight=data["weight"], shard_size=2000, progress=False,
+        data["logit"], data["label"], terms=TERMS, metrics=METRICS, sample_weight=data["weight"],
+        groups=data["site"], top_k=TOP_K, shard_size=1000, progress=False, fan_in=4,
     )  # fmt: skip
-    expected = roc_auc_score(data["label"], data["logit"], sample_weight=data["weight"])
-    assert_close(result.metrics["roc_auc"], expected, "roc_auc")
+    assert result.shards == 20
+    whole = evaluate_whole(replicas[0], body_of(data, TERMS, METRICS, TOP_K))
+    assert_same_as_one_request(result.raw, whole)
+    assert_binary_matches_scikit_learn(result.raw, data)
 
 
 def test_the_readme_example_on_breast_cancer(replicas: list[int], tmp_path: Path) -> None:
