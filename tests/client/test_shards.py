@@ -205,5 +205,7 @@ def test_two_states_too_large_together_are_the_service_s_last_word() -> None:
         raise ServiceError(413, "states: too many numbers", path)
 
     states = [b'{"a":1}'] * 5
-    with ThreadPoolExecutor(1) as pool, pytest.raises(ServiceError, match="too many numbers"):
+    with ThreadPoolExecutor(1) as pool, pytest.raises(ServiceError) as raised:
         merge_tree(post, states, pool)
+    assert raised.value.detail.startswith("states: too many numbers (the merged state is too")
+    assert "round the scores roc_auc ranks" in str(raised.value)

@@ -22,6 +22,11 @@ MERGE_PATH = "/v1/evaluate/merge"
 FAN_IN = 32
 MAX_MERGE_BYTES = 64 * 1024 * 1024
 
+TOO_LARGE = (
+    "the merged state is too large for one request: roc_auc keeps every distinct score, and "
+    "each slice its own; round the scores roc_auc ranks, or use fewer slices"
+)
+
 #: POST a body to a path, starting at the replica of the given round-robin position.
 Post = Callable[[str, bytes, int], dict[str, Any]]
 
@@ -107,8 +112,12 @@ class _Tree:
         try:
             return self.post(MERGE_PATH, merge_body(group), first)
         except ServiceError as error:
-            if error.status != 413 or len(group) <= 2:
+            if error.status != 413:
                 raise
+            if len(group) <= 2:
+                raise ServiceError(
+                    413, error.detail + f" ({TOO_LARGE})", error.url, error.body
+                ) from None
         half = len(group) // 2
         self.fan_in = max(2, min(self.fan_in, half))
         parts = [group[:half], group[half:]]
