@@ -44,6 +44,10 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 VIRTUAL_TIME_MS = 30_000
 BROWSER_TIMEOUT = 180.0  # s of real time for one page, start to exit
 LOOPBACK = "127.0.0.1"
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no chromium on PATH (Debian: apt-get install chromium; .ci/run installs it as root)",
+)
 
 
 @dataclass(frozen=True)
@@ -111,8 +115,6 @@ def browser_command(url: str, profile: Path, net_log: Path, refusing_port: int) 
 
 def render(url: str, workdir: Path) -> Rendered:
     """The DOM of ``url`` once its scripts ran, and the requests Chromium made."""
-    if CHROMIUM is None:
-        pytest.skip("no chromium (Debian: apt-get install chromium; .ci/run installs it as root)")
     workdir.mkdir(parents=True, exist_ok=True)
     net_log = workdir / "net-log.json"
     stderr = workdir / "stderr.txt"
@@ -172,6 +174,7 @@ def assert_stayed_local(rendered: Rendered, expected: set[str]) -> None:
     assert expected <= paths, (expected - paths, sorted(paths))
 
 
+@needs_chromium
 def test_swagger_ui_renders_every_operation_offline(server, tmp_path: Path) -> None:
     port, document = server
     rendered = render(f"http://{LOOPBACK}:{port}/docs", tmp_path)
@@ -202,6 +205,7 @@ def test_swagger_ui_renders_every_operation_offline(server, tmp_path: Path) -> N
     )
 
 
+@needs_chromium
 def test_redoc_renders_every_operation_offline(server, tmp_path: Path) -> None:
     port, document = server
     rendered = render(f"http://{LOOPBACK}:{port}/redoc", tmp_path)
@@ -275,6 +279,7 @@ def stock_page() -> Iterator[tuple[str, str]]:
         thread.join(timeout=30)
 
 
+@needs_chromium
 def test_the_stock_page_is_blank_offline_and_the_log_shows_its_cdn(tmp_path: Path) -> None:
     with stock_page() as (url, page):
         rendered = render(url, tmp_path)
