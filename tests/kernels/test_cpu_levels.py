@@ -1,0 +1,164 @@
+"""The choice of the image's numba cache by CPU level (service/ops/cpu.py): from a host's flags
+to the best baked level it runs, never one it cannot, and numba configured before import."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.ops import cpu
+from tests.support.paths import ROOT
+
+BASELINE = {"fpu", "cmov", "cx8", "fxsr", "mmx", "sse", "sse2", "lm", "syscall"}
+V2 = BASELINE | {"cx16", "lahf_lm", "popcnt", "pni", "ssse3", "sse4_1", "sse4_2"}
+V3 = V2 | {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"}
+V4 = V3 | {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}
+ALL = tuple(cpu.LEVELS)
+EVERY_FLAG = sorted(cpu.required("x86-64-v4") | BASELINE | {"avx512vbmi", "sha_ni"})
+
+
+@pytest.mark.parametrize(
+    ("flags", "baked", "level"),
+    [
+        (set(), ALL, "generic"),
+        (BASELINE, ALL, "generic"),
+        (V2, ALL, "x86-64-v2"),
+        (V2 - {"popcnt"}, ALL, "generic"),
+        (V3, ALL, "x86-64-v3"),
+        (V3 - {"abm"}, ALL, "x86-64-v2"),  # no LZCNT
+        (V3 - {"xsave"}, ALL, "x86-64-v2"),  # AVX not enabled by the OS
+        (V4, ALL, "x86-64-v4"),
+        (V4 | {"avx512vbmi", "avx512_bf16"}, ALL, "x86-64-v4"),
+        (V4 - {"avx512vl"}, ALL, "x86-64-v3"),
+        # AVX-512 flags without AVX2 (a hypervisor masking some): levels are cumulative.
+        (V2 | cpu.LEVELS["x86-64-v4"], ALL, "x86-64-v2"),
+        (V4, ("generic", "x86-64-v3"), "x86-64-v3"),  # v4 not baked (a build host without it)
+        (V4, ("generic",), "generic"),
+        (V4, (), "generic"),
+        (V2, ("generic", "x86-64-v3", "x86-64-v4"), "generic"),
+    ],
+)
+def test_best_level(flags: set[str], baked: tuple[str, ...], level: str) -> None:
+    assert cpu.best_level(flags, baked) == level
+
+
+@given(st.sets(st.sampled_from(EVERY_FLAG)), st.sets(st.sampled_from(ALL)))
+def test_never_a_level_the_flags_do_not_support(flags: set[str], baked: set[str]) -> None:
+    chosen = cpu.best_level(flags, baked)
+    assert cpu.required(chosen) <= flags
+    assert chosen == "generic" or chosen in baked
+    # and no better one was passed over
+    better = ALL[ALL.index(chosen) + 1 :]
+    assert not [lvl for lvl in better if lvl in baked and cpu.required(lvl) <= flags]
+
+
+def test_levels_are_cumulative() -> None:
+    assert cpu.required("generic") == set()
+    assert cpu.required("x86-64-v2") == V2 - BASELINE
+    assert cpu.required("x86-64-v3") == V3 - BASELINE
+    assert cpu.required("x86-64-v4") == V4 - BASELINE
+
+
+def test_cpu_flags_reads_the_first_processor(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text(
+        "processor\t: 0\nmodel name\t: X\nflags\t\t: fpu sse2 avx2\n\n"
+        "processor\t: 1\nflags\t\t: fpu\n",
+        encoding="utf-8",
+    )
+    assert cpu.cpu_flags(info) == {"fpu", "sse2", "avx2"}
+    assert cpu.cpu_flags(tmp_path / "missing") == set()
+    (tmp_path / "arm").write_text("processor\t: 0\nFeatures\t: fp asimd\n", encoding="utf-8")
+    assert cpu.cpu_flags(tmp_path / "arm") == set()
+
+
+def bake(root: Path, *levels: str) -> None:
+    for level in levels:
+        (root / level).mkdir(parents=True)
+        (root / level / "regression.mse-30.py312.nbi").write_bytes(b"index")
+    (root / "x86-64-v4").mkdir(exist_ok=True)  # a directory without an index is not baked
+
+
+def test_configure_without_the_image_variable_sets_nothing() -> None:
+    env = {"NUMBA_CACHE_DIR": "/somewhere"}
+    assert cpu.configure(env, V4) is None
+    assert env == {"NUMBA_CACHE_DIR": "/somewhere"}
+
+
+def test_configure_picks_the_best_baked_level(tmp_path: Path) -> None:
+    bake(tmp_path, "generic", "x86-64-v2", "x86-64-v3")
+    env = {cpu.ROOT_ENV: str(tmp_path), "NUMBA_CACHE_DIR": "/var/cache/numba"}
+    choice = cpu.configure(env, V4)
+    assert choice is not None and choice.level == "x86-64-v3"
+    assert choice.baked == ("generic", "x86-64-v2", "x86-64-v3")
+    expected = {
+        cpu.ROOT_ENV: str(tmp_path),
+        "NUMBA_CPU_NAME": "x86-64-v3",
+        "NUMBA_CPU_FEATURES": "",
+        "NUMBA_CACHE_DIR": str(tmp_path / "x86-64-v3"),
+    }
+    assert env == expected
+    # A worker process inheriting the variables makes the same choice.
+    assert cpu.configure(env, V4) == choice
+    assert env == expected
+    # A host with fewer flags falls back.
+    assert cpu.configure({cpu.ROOT_ENV: str(tmp_path)}, V2 | {"avx2"}).level == "x86-64-v2"
+    assert cpu.configure({cpu.ROOT_ENV: str(tmp_path)}, BASELINE).level == "generic"
+    assert cpu.configure({cpu.ROOT_ENV: str(tmp_path / "empty")}, V4).level == "generic"
+
+
+def test_configure_honours_an_asked_level_the_host_runs(tmp_path: Path) -> None:
+    bake(tmp_path, "generic", "x86-64-v3")
+    env = {cpu.ROOT_ENV: str(tmp_path), "NUMBA_CPU_NAME": "x86-64-v2"}
+    choice = cpu.configure(env, V4)
+    assert choice.level == "x86-64-v2" and not choice.note  # (how the build bakes each level)
+    assert env["NUMBA_CACHE_DIR"] == str(tmp_path / "x86-64-v2")
+    for asked in ("x86-64-v4", "znver4"):
+        env = {cpu.ROOT_ENV: str(tmp_path), "NUMBA_CPU_NAME": asked}
+        choice = cpu.configure(env, V3)
+        assert choice.level == env["NUMBA_CPU_NAME"] == "x86-64-v3"
+        assert asked in choice.note
+
+
+def test_cli_says_whether_this_host_runs_a_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset(V3))
+    assert cpu.main(["generic"]) == 0
+    assert cpu.main(["x86-64-v3"]) == 0
+    assert cpu.main(["x86-64-v4"]) == 1
+    assert cpu.main(["skylake"]) == 2
+    assert cpu.main([]) == 2
+
+
+def test_importing_the_service_configures_numba_before_it_loads(tmp_path: Path) -> None:
+    """In a fresh interpreter, as the image runs: ``import service`` chooses the level, and
+    numba (imported after it, by the kernels) compiles for it and caches into its directory."""
+    bake(tmp_path, *ALL)
+    expected = cpu.best_level(cpu.cpu_flags(), ALL)
+    code = (
+        "import json, service.kernels.regression, numba.core.config as c, service.ops.cpu as u;"
+        "print(json.dumps([c.CPU_NAME, c.CPU_FEATURES, c.CACHE_DIR, u.CHOSEN.level]))"
+    )
+    env = {"PATH": "/usr/bin:/bin", cpu.ROOT_ENV: str(tmp_path), "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    name, features, cache_dir, chosen = json.loads(result.stdout)
+    assert [name, features, cache_dir, chosen] == [
+        expected,
+        "",
+        str(tmp_path / expected),
+        expected,
+    ]
