@@ -137,16 +137,22 @@ def log_choice() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m service.ops.cpu LEVEL``: exit 0 when this host can run code built for
-    LEVEL (the image's build bakes only those), 1 when not, 2 for an unknown level."""
+    """``python -m service.ops.cpu LEVEL...``: print those of the levels this host can run code
+    built for (the image's build bakes only those; ``generic`` always), one line; say on stderr
+    which not and why. Exit 2 for an unknown level."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] not in LEVELS:
-        print(f"usage: python -m service.ops.cpu {{{','.join(LEVELS)}}}", file=sys.stderr)
+    unknown = [level for level in args if level not in LEVELS]
+    if not args or unknown:
+        print(f"usage: python -m service.ops.cpu {{{','.join(LEVELS)}}}...", file=sys.stderr)
         return 2
-    missing = sorted(required(args[0]) - cpu_flags())
-    if missing:
-        print(f"{args[0]}: this CPU lacks {' '.join(missing)}", file=sys.stderr)
-        return 1
+    flags, runnable = cpu_flags(), []
+    for level in args:
+        missing = sorted(required(level) - flags)
+        if missing:
+            print(f"{level}: skipped, this CPU lacks {' '.join(missing)}", file=sys.stderr)
+        else:
+            runnable.append(level)
+    print(" ".join(runnable))
     return 0
 
 

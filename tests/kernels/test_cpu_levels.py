@@ -126,13 +126,20 @@ def test_configure_honours_an_asked_level_the_host_runs(tmp_path: Path) -> None:
         assert asked in choice.note
 
 
-def test_cli_says_whether_this_host_runs_a_level(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_prints_the_levels_this_host_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset(V3))
-    assert cpu.main(["generic"]) == 0
-    assert cpu.main(["x86-64-v3"]) == 0
-    assert cpu.main(["x86-64-v4"]) == 1
-    assert cpu.main(["skylake"]) == 2
+    assert cpu.main(list(ALL)) == 0
+    out, err = capsys.readouterr()
+    assert out == "generic x86-64-v2 x86-64-v3\n"
+    assert err.startswith("x86-64-v4: skipped, this CPU lacks avx512bw avx512cd")
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset())
+    assert cpu.main(list(ALL)) == 0
+    assert capsys.readouterr().out == "generic\n"
+    assert cpu.main(["generic", "skylake"]) == 2
     assert cpu.main([]) == 2
+    assert capsys.readouterr().out == ""
 
 
 def test_importing_the_service_configures_numba_before_it_loads(tmp_path: Path) -> None:
