@@ -71,10 +71,10 @@ USER 10001:10001
 
 # Fill one numba cache per CPU level, as the app user, against the exact files this image
 # ships. warm_all runs the kernels, so a level is baked only when the build machine can run its
-# code (`python -m service.ops.cpu LEVEL...` prints those); build on an AVX-512 machine for
+# code (`python -m service.ops.levels LEVEL...` prints those); build on an AVX-512 machine for
 # x86-64-v4. A host gets the best level that was baked and that it supports, else generic.
 ARG KERNEL_CPU_LEVELS="generic x86-64-v2 x86-64-v3 x86-64-v4"
-RUN levels="$(python -m service.ops.cpu ${KERNEL_CPU_LEVELS})" \
+RUN levels="$(python -m service.ops.levels ${KERNEL_CPU_LEVELS})" \
     && for level in ${levels}; do \
         NUMBA_CPU_NAME="$level" python -c "import service.losses; from service.app import warm_all; print('warm:', warm_all(), 'losses')" || exit 1; \
     done

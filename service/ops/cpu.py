@@ -137,13 +137,13 @@ def log_choice() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m service.ops.cpu LEVEL...``: print those of the levels this host can run code
+    """``python -m service.ops.levels LEVEL...``: print those of the levels this host can run code
     built for (the image's build bakes only those; ``generic`` always), one line; say on stderr
     which not and why. Exit 2 for an unknown level."""
     args = sys.argv[1:] if argv is None else argv
     unknown = [level for level in args if level not in LEVELS]
     if not args or unknown:
-        print(f"usage: python -m service.ops.cpu {{{','.join(LEVELS)}}}...", file=sys.stderr)
+        print(f"usage: python -m service.ops.levels {{{','.join(LEVELS)}}}...", file=sys.stderr)
         return 2
     flags, runnable = cpu_flags(), []
     for level in args:
@@ -154,7 +154,3 @@ def main(argv: list[str] | None = None) -> int:
             runnable.append(level)
     print(" ".join(runnable))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -130,7 +130,7 @@ def test_numba_caches_are_filled_at_build_time_one_per_cpu_level(runtime: Stage)
     assert levels.split() == list(cpu.LEVELS)
     script = runs[0].args
     assert re.search(
-        r'^levels="\$\(python -m service\.ops\.cpu \$\{KERNEL_CPU_LEVELS\}\)" && '
+        r'^levels="\$\(python -m service\.ops\.levels \$\{KERNEL_CPU_LEVELS\}\)" && '
         r"for level in \$\{levels\}; do ",
         script,
     ), script
