@@ -88,8 +88,9 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
 
 
 def baked_levels(root: Path) -> tuple[str, ...]:
-    """The levels whose cache directory under ``root`` holds a numba index."""
-    return tuple(level for level in LEVELS if any((root / level).glob("*.nbi")))
+    """The levels whose cache directory under ``root`` holds a numba index (numba keeps them
+    in a subdirectory per source directory, named after its path)."""
+    return tuple(level for level in LEVELS if next((root / level).rglob("*.nbi"), None))
 
 
 def configure(

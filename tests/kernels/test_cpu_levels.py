@@ -80,9 +80,14 @@ def test_cpu_flags_reads_the_first_processor(tmp_path: Path) -> None:
 
 def bake(root: Path, *levels: str) -> None:
     for level in levels:
-        (root / level).mkdir(parents=True)
-        (root / level / "regression.mse-30.py312.nbi").write_bytes(b"index")
-    (root / "x86-64-v4").mkdir(exist_ok=True)  # a directory without an index is not baked
+        # Where numba puts a kernel's index under NUMBA_CACHE_DIR: a directory per source one.
+        kernels = root / level / "kernels_0123456789abcdef0123456789abcdef01234567"
+        kernels.mkdir(parents=True)
+        (kernels / "regression.mse-30.py312.nbi").write_bytes(b"index")
+    # A directory without an index is not baked.
+    (root / "x86-64-v4" / "kernels_0123456789abcdef0123456789abcdef01234567").mkdir(
+        parents=True, exist_ok=True
+    )
 
 
 def test_configure_without_the_image_variable_sets_nothing() -> None:

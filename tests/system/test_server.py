@@ -238,4 +238,5 @@ def test_dockerfile_warmup_fills_the_cache_that_the_server_loads(tmp_path: Path)
     port = free_port()
     with running(["--port", str(port)], env, cwd=workdir) as server:
         server.wait_ready()
+        assert f"kernels for CPU level {host}, from {cache / host}" in server.output()
         assert cache_files(cache) == baked, "the server compiled kernels the build had cached"
