@@ -72,11 +72,13 @@ USER 10001:10001
 # Fill one numba cache per CPU level, as the app user, against the exact files this image
 # ships. warm_all runs the kernels, so a level is baked only when the build machine can run its
 # code (`python -m service.ops.levels LEVEL...` prints those); build on an AVX-512 machine for
-# x86-64-v4. A host gets the best level that was baked and that it supports, else generic.
-ARG KERNEL_CPU_LEVELS="generic x86-64-v2 x86-64-v3 x86-64-v4"
+# x86-64-v4. "host" is the build machine's own micro-architecture (LLVM's name, "znver4", say),
+# used by hosts of the same kind, which have all its features (record_bake notes them). A host
+# gets the best cache that was baked and that it supports, else generic.
+ARG KERNEL_CPU_LEVELS="generic x86-64-v2 x86-64-v3 x86-64-v4 host"
 RUN levels="$(python -m service.ops.levels ${KERNEL_CPU_LEVELS})" \
     && for level in ${levels}; do \
-        NUMBA_CPU_NAME="$level" python -c "import service.losses; from service.app import warm_all; print('warm:', warm_all(), 'losses')" || exit 1; \
+        NUMBA_CPU_NAME="$level" python -c "import service.losses; from service.app import warm_all; from service.ops.cpu import record_bake; print('warm:', warm_all(), 'losses'); record_bake()" || exit 1; \
     done
 
 # HTTP, and the Open Inference Protocol over gRPC.

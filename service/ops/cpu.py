@@ -12,6 +12,12 @@ The empty feature string matters: with a CPU name other than ``generic`` numba o
 every feature of the host, which both keys the cache on the host and lets LLVM use
 instructions beyond the level.
 
+A level is compiled with LLVM's generic tuning for it, which leaves some kernels ~10% behind
+code for the host's own micro-architecture (categorical cross-entropy and hinge at
+``x86-64-v4`` on Zen 4). So the build also bakes its own machine's CPU (``HOST``, LLVM's name
+for it: ``znver4``, say) and records that machine's features beside it; a host whose LLVM
+name is the same and which has every one of those features uses that cache instead.
+
 Without ``LOSS_KERNEL_CACHES`` (a checkout, the tests) nothing is set: numba compiles for the
 host CPU as usual. ``NUMBA_CPU_NAME`` set to a level picks that level (the image's build bakes
 each level that way), unless the host cannot run it.
@@ -49,6 +55,11 @@ class Choice:
     baked: tuple[str, ...]
     note: str = ""
 
+
+#: For ``python -m service.ops.levels``: the build machine's own CPU (its LLVM name).
+HOST = "host"
+#: Beside a micro-architecture's cache: the features of the machine that baked it, one line.
+FEATURES_FILE = "baked-on-features"
 
 #: What :func:`configure` chose in this process (None: it set nothing).
 CHOSEN: Choice | None = None
@@ -93,8 +104,41 @@ def baked_levels(root: Path) -> tuple[str, ...]:
     return tuple(level for level in LEVELS if next((root / level).rglob("*.nbi"), None))
 
 
+def llvm_host() -> tuple[str, frozenset[str]]:
+    """LLVM's name for this CPU and the features it has (``+`` ones), as numba would see them."""
+    import llvmlite.binding as llvm  # (not numba: it must not be imported yet)
+
+    features = llvm.get_host_cpu_features().flatten().split(",")
+    return llvm.get_host_cpu_name(), frozenset(f[1:] for f in features if f.startswith("+"))
+
+
+def tuned_cache(root: Path, host: tuple[str, frozenset[str]]) -> bool:
+    """Whether ``root`` holds a cache baked for this host's micro-architecture, on a machine
+    with no feature this host lacks (so none of its code can be an illegal instruction here)."""
+    name, have = host
+    if not name or name in LEVELS:
+        return False
+    try:
+        text = (root / name / FEATURES_FILE).read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return False
+    return set(text.split()) <= have
+
+
+def record_bake(environ: MutableMapping[str, str] | None = None) -> None:
+    """After a successful warm-up at a micro-architecture: write the features of the machine
+    that baked it, which marks the cache usable (:func:`tuned_cache`)."""
+    env = os.environ if environ is None else environ
+    name, cache_dir = env.get("NUMBA_CPU_NAME", ""), env.get("NUMBA_CACHE_DIR", "")
+    if env.get(ROOT_ENV) and name and name not in LEVELS and cache_dir:
+        features = " ".join(sorted(llvm_host()[1]))
+        (Path(cache_dir) / FEATURES_FILE).write_text(features + "\n", encoding="utf-8")
+
+
 def configure(
-    environ: MutableMapping[str, str] | None = None, flags: Iterable[str] | None = None
+    environ: MutableMapping[str, str] | None = None,
+    flags: Iterable[str] | None = None,
+    host: tuple[str, frozenset[str]] | None = None,
 ) -> Choice | None:
     """Point numba at the best baked cache for this host (see the module's docstring); call
     before numba is imported. The same environment gives the same choice, so worker processes
@@ -107,8 +151,18 @@ def configure(
     have = cpu_flags() if flags is None else frozenset(flags)
     baked = baked_levels(Path(root))
     asked, note = env.get("NUMBA_CPU_NAME"), ""
+    micro = tuple(p.name for p in Path(root).glob(f"*/{FEATURES_FILE}"))
+    if host is None and (micro or (asked and asked not in LEVELS)):
+        host = llvm_host()  # only when a micro-architecture is in play
+    tuned = host is not None and tuned_cache(Path(root), host)
+    if tuned and host is not None:
+        baked = (*baked, host[0])
     if asked in LEVELS and supports(have, asked):
         level = asked
+    elif asked and host is not None and asked == host[0]:
+        level = asked  # this machine's own CPU: how the build bakes it (and a worker inherits)
+    elif tuned and host is not None:
+        level = host[0]
     else:
         level = best_level(have, baked)
         if asked:
@@ -140,14 +194,21 @@ def log_choice() -> None:
 def main(argv: list[str] | None = None) -> int:
     """``python -m service.ops.levels LEVEL...``: print those of the levels this host can run code
     built for (the image's build bakes only those; ``generic`` always), one line; say on stderr
-    which not and why. Exit 2 for an unknown level."""
+    which not and why. ``host`` prints LLVM's name for this machine's CPU. Exit 2 for an
+    unknown level."""
     args = sys.argv[1:] if argv is None else argv
-    unknown = [level for level in args if level not in LEVELS]
+    unknown = [level for level in args if level not in LEVELS and level != HOST]
     if not args or unknown:
-        print(f"usage: python -m service.ops.levels {{{','.join(LEVELS)}}}...", file=sys.stderr)
+        names = ",".join([*LEVELS, HOST])
+        print(f"usage: python -m service.ops.levels {{{names}}}...", file=sys.stderr)
         return 2
     flags, runnable = cpu_flags(), []
     for level in args:
+        if level == HOST:
+            name = llvm_host()[0]
+            if name and name not in (*LEVELS, "x86-64") and name not in runnable:
+                runnable.append(name)
+            continue
         missing = sorted(required(level) - flags)
         if missing:
             print(f"{level}: skipped, this CPU lacks {' '.join(missing)}", file=sys.stderr)

@@ -127,7 +127,7 @@ def test_numba_caches_are_filled_at_build_time_one_per_cpu_level(runtime: Stage)
         for i in runtime.all("ARG")
         if i.args.startswith("KERNEL_CPU_LEVELS=")
     ]
-    assert levels.split() == list(cpu.LEVELS)
+    assert levels.split() == [*cpu.LEVELS, cpu.HOST]
     script = runs[0].args
     assert re.search(
         r'^levels="\$\(python -m service\.ops\.levels \$\{KERNEL_CPU_LEVELS\}\)" && '
@@ -135,6 +135,7 @@ def test_numba_caches_are_filled_at_build_time_one_per_cpu_level(runtime: Stage)
         script,
     ), script
     assert re.search(r'NUMBA_CPU_NAME="\$level" python -c "[^"]*warm_all\(\)', script), script
+    assert "record_bake()" in script, "a micro-architecture's cache is marked once baked"
     assert "|| exit 1" in script, "a failed warm-up fails the build"
 
 
