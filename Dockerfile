@@ -72,9 +72,9 @@ USER 10001:10001
 # Fill one numba cache per CPU level, as the app user, against the exact files this image
 # ships. warm_all runs the kernels, so a level is baked only when the build machine can run its
 # code (`python -m service.ops.levels LEVEL...` prints those); build on an AVX-512 machine for
-# x86-64-v4. "host" is the build machine's own micro-architecture (LLVM's name, "znver4", say),
-# used by hosts of the same kind, which have all its features (record_bake notes them). A host
-# gets the best cache that was baked and that it supports, else generic.
+# x86-64-v4. "host" is the build machine's own CPU as numba sees it (LLVM's name, "znver4" say,
+# and its feature string, which record_bake writes beside the cache), used by hosts of the same
+# name that have every feature it turns on. A host gets the best cache baked that it supports.
 ARG KERNEL_CPU_LEVELS="generic x86-64-v2 x86-64-v3 x86-64-v4 host"
 RUN levels="$(python -m service.ops.levels ${KERNEL_CPU_LEVELS})" \
     && for level in ${levels}; do \

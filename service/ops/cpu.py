@@ -14,9 +14,12 @@ instructions beyond the level.
 
 A level is compiled with LLVM's generic tuning for it, which leaves some kernels ~10% behind
 code for the host's own micro-architecture (categorical cross-entropy and hinge at
-``x86-64-v4`` on Zen 4). So the build also bakes its own machine's CPU (``HOST``, LLVM's name
-for it: ``znver4``, say) and records that machine's features beside it; a host whose LLVM
-name is the same and which has every one of those features uses that cache instead.
+``x86-64-v4`` on Zen 4). So the build also bakes its own machine's CPU as numba would by
+default (``HOST``: LLVM's name for it, ``znver4`` say, and its exact feature string, which
+``-`` features included overrides what the name implies), and records that string beside the
+cache. A host with the same LLVM name and every ``+`` feature of that string uses the cache,
+compiled with that same string: its code uses only features the build machine has, and so has
+this host.
 
 Without ``LOSS_KERNEL_CACHES`` (a checkout, the tests) nothing is set: numba compiles for the
 host CPU as usual. ``NUMBA_CPU_NAME`` set to a level picks that level (the image's build bakes
@@ -58,8 +61,9 @@ class Choice:
 
 #: For ``python -m service.ops.levels``: the build machine's own CPU (its LLVM name).
 HOST = "host"
-#: Beside a micro-architecture's cache: the features of the machine that baked it, one line.
-FEATURES_FILE = "baked-on-features"
+#: Beside a micro-architecture's cache: the LLVM feature string it was compiled with (the
+#: build machine's), written once it was baked.
+FEATURES_FILE = "features"
 
 #: What :func:`configure` chose in this process (None: it set nothing).
 CHOSEN: Choice | None = None
@@ -104,41 +108,47 @@ def baked_levels(root: Path) -> tuple[str, ...]:
     return tuple(level for level in LEVELS if next((root / level).rglob("*.nbi"), None))
 
 
-def llvm_host() -> tuple[str, frozenset[str]]:
-    """LLVM's name for this CPU and the features it has (``+`` ones), as numba would see them."""
+def llvm_host() -> tuple[str, str]:
+    """LLVM's name for this CPU and its feature string (``+avx2,-amx-tile,...``): what numba
+    compiles for by default."""
     import llvmlite.binding as llvm  # (not numba: it must not be imported yet)
 
-    features = llvm.get_host_cpu_features().flatten().split(",")
-    return llvm.get_host_cpu_name(), frozenset(f[1:] for f in features if f.startswith("+"))
+    return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
 
 
-def tuned_cache(root: Path, host: tuple[str, frozenset[str]]) -> bool:
-    """Whether ``root`` holds a cache baked for this host's micro-architecture, on a machine
-    with no feature this host lacks (so none of its code can be an illegal instruction here)."""
-    name, have = host
+def plus(features: str) -> frozenset[str]:
+    """The features a feature string turns on."""
+    return frozenset(f[1:] for f in features.split(",") if f.startswith("+"))
+
+
+def tuned_cache(root: Path, host: tuple[str, str]) -> str | None:
+    """The feature string of a cache under ``root`` baked for this host's micro-architecture
+    on a machine with no feature this host lacks (so none of its code can be an illegal
+    instruction here); None when there is none."""
+    name, features = host
     if not name or name in LEVELS:
-        return False
+        return None
     try:
-        text = (root / name / FEATURES_FILE).read_text(encoding="utf-8")
+        baked = (root / name / FEATURES_FILE).read_text(encoding="utf-8").strip()
     except (OSError, ValueError):
-        return False
-    return set(text.split()) <= have
+        return None
+    return baked if baked and plus(baked) <= plus(features) else None
 
 
 def record_bake(environ: MutableMapping[str, str] | None = None) -> None:
-    """After a successful warm-up at a micro-architecture: write the features of the machine
-    that baked it, which marks the cache usable (:func:`tuned_cache`)."""
+    """After a successful warm-up at a micro-architecture: write the feature string it was
+    compiled with, which marks the cache usable (:func:`tuned_cache`)."""
     env = os.environ if environ is None else environ
     name, cache_dir = env.get("NUMBA_CPU_NAME", ""), env.get("NUMBA_CACHE_DIR", "")
-    if env.get(ROOT_ENV) and name and name not in LEVELS and cache_dir:
-        features = " ".join(sorted(llvm_host()[1]))
+    features = env.get("NUMBA_CPU_FEATURES", "")
+    if env.get(ROOT_ENV) and name and name not in LEVELS and cache_dir and features:
         (Path(cache_dir) / FEATURES_FILE).write_text(features + "\n", encoding="utf-8")
 
 
 def configure(
     environ: MutableMapping[str, str] | None = None,
     flags: Iterable[str] | None = None,
-    host: tuple[str, frozenset[str]] | None = None,
+    host: tuple[str, str] | None = None,
 ) -> Choice | None:
     """Point numba at the best baked cache for this host (see the module's docstring); call
     before numba is imported. The same environment gives the same choice, so worker processes
@@ -154,22 +164,23 @@ def configure(
     micro = tuple(p.name for p in Path(root).glob(f"*/{FEATURES_FILE}"))
     if host is None and (micro or (asked and asked not in LEVELS)):
         host = llvm_host()  # only when a micro-architecture is in play
-    tuned = host is not None and tuned_cache(Path(root), host)
-    if tuned and host is not None:
+    tuned = None if host is None else tuned_cache(Path(root), host)
+    if tuned is not None and host is not None:
         baked = (*baked, host[0])
+    features = ""  # a level's own features, not the host's
     if asked in LEVELS and supports(have, asked):
         level = asked
+    elif host is not None and tuned is not None and asked in (None, "", host[0]):
+        level, features = host[0], tuned  # (a worker inheriting the choice makes it again)
     elif asked and host is not None and asked == host[0]:
-        level = asked  # this machine's own CPU: how the build bakes it (and a worker inherits)
-    elif tuned and host is not None:
-        level = host[0]
+        level, features = asked, host[1]  # this machine, as numba would: how the build bakes it
     else:
         level = best_level(have, baked)
         if asked:
             note = f"NUMBA_CPU_NAME={asked} ignored: not a level this CPU runs"
     cache_dir = str(Path(root) / level)
     env["NUMBA_CPU_NAME"] = level
-    env["NUMBA_CPU_FEATURES"] = ""  # the level's own features, not the host's
+    env["NUMBA_CPU_FEATURES"] = features
     env["NUMBA_CACHE_DIR"] = cache_dir
     CHOSEN = Choice(level, cache_dir, baked, note)
     return CHOSEN
