@@ -8,8 +8,9 @@
 # Two stages on the same glibc base (numpy, numba/llvmlite, uvloop, orjson ship manylinux
 # wheels, so nothing is compiled here; Alpine/musl would mean building them from source):
 #   builder  installs the project and its dependencies into the virtualenv /opt/venv;
-#   runtime  copies only that virtualenv, then compiles every numba kernel once, at build
-#            time, into NUMBA_CACHE_DIR so a container is ready about a second after it starts.
+#   runtime  copies only that virtualenv, then compiles every numba kernel at build time, once
+#            per x86-64 level, into LOSS_KERNEL_CACHES so a container is ready about a second
+#            after it starts.
 # Both stages must use the same image: the venv's interpreter links to /usr/local/bin/python.
 # A patch release known to be published for bookworm (no registry is reachable from the
 # development machines to check newer ones). Bump the tag, and pin its digest, in one place:
@@ -39,27 +40,27 @@ LABEL org.opencontainers.image.title="loss-service" \
       org.opencontainers.image.description="Per-sample losses, cost and exact gradients from Numba kernels over HTTP." \
       org.opencontainers.image.licenses="MIT"
 
-# NUMBA_CPU_NAME=generic: numba keys each cached kernel on (target triple, CPU name, CPU
-# features). Compiled for the build machine's CPU ("skylake-avx512", say), the cache would
-# miss on any other CPU and every container would compile all kernels again at start.
-# "generic" (which implies no extra CPU features) makes the key the same on every host of
-# the architecture, so the cache filled below is used wherever the image runs. It must stay
-# set at runtime for the keys to match. The price: no AVX-specific code generation.
-# NUMBA_CACHE_DIR must stay writable by the app user: numba skips a cache directory it
-# cannot write to, and with no writable place left the kernels fail at import
+# One numba cache per x86-64 level, /var/cache/numba/<level>/. numba keys each cached kernel on
+# (target triple, CPU name, CPU features): compiled for the build machine's CPU the cache would
+# miss on any other CPU, and compiled for "generic" (SSE2) it runs everywhere but up to 6x
+# slower than for the host (README, Docker). So the build bakes "generic" and each psABI level
+# (x86-64-v2: SSE4.2, v3: AVX2/FMA, v4: AVX-512) and, when the service is imported, it points
+# numba at the best baked level the host's CPU flags support (service/ops/cpu.py:
+# NUMBA_CPU_NAME, NUMBA_CPU_FEATURES="", NUMBA_CACHE_DIR=<root>/<level>); NUMBA_CPU_NAME must
+# not be set here. The cache must stay writable by the app user: numba skips a cache directory
+# it cannot write to, and with no writable place left the kernels fail at import
 # ("RuntimeError: cannot cache function ...: no locator available").
 ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    NUMBA_CACHE_DIR=/var/cache/numba \
-    NUMBA_CPU_NAME=generic \
+    LOSS_KERNEL_CACHES=/var/cache/numba \
     LOSS_SERVICE_PORT=8000 \
     LOSS_SERVICE_GRPC_PORT=8001
 
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin app \
-    && install -d -o app -g app -m 0755 "${NUMBA_CACHE_DIR}"
+    && install -d -o app -g app -m 0755 "${LOSS_KERNEL_CACHES}"
 
 COPY --from=builder /opt/venv /opt/venv
 
@@ -68,8 +69,17 @@ WORKDIR /app
 # Numeric, so a runtime (Kubernetes runAsNonRoot, say) can tell it is not root.
 USER 10001:10001
 
-# Fill the numba cache, as the app user, against the exact files this image ships.
-RUN python -c "import service.losses; from service.app import warm_all; print('warm:', warm_all(), 'losses')"
+# Fill one numba cache per CPU level, as the app user, against the exact files this image
+# ships. warm_all runs the kernels, so a level is baked only when the build machine can run its
+# code (`python -m service.ops.levels LEVEL...` prints those); build on an AVX-512 machine for
+# x86-64-v4. "host" is the build machine's own CPU as numba sees it (LLVM's name, "znver4" say,
+# and its feature string, which record_bake writes beside the cache), used by hosts of the same
+# name that have every feature it turns on. A host gets the best cache baked that it supports.
+ARG KERNEL_CPU_LEVELS="generic x86-64-v2 x86-64-v3 x86-64-v4 host"
+RUN levels="$(python -m service.ops.levels ${KERNEL_CPU_LEVELS})" \
+    && for level in ${levels}; do \
+        NUMBA_CPU_NAME="$level" python -c "import service.losses; from service.app import warm_all; from service.ops.cpu import record_bake; print('warm:', warm_all(), 'losses'); record_bake()" || exit 1; \
+    done
 
 # HTTP, and the Open Inference Protocol over gRPC.
 EXPOSE 8000 8001

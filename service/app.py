@@ -33,7 +33,7 @@ from service.compute.engine import compute
 from service.compute.pipeline import Pipeline
 from service.kernels.stable import sigmoids
 from service.losses.registry import REGISTRY
-from service.ops import prometheus
+from service.ops import cpu, prometheus
 from service.ops.memory import tune_allocator
 from service.ops.readiness import Readiness, warm_up
 from service.ops.settings import Settings, get_settings
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, warm: Callable[[], int] = warm_
     """The app. ``warm`` compiles the kernels at start-up (tests may pass a stand-in)."""
     settings = settings or get_settings()
     tune_allocator()  # large buffers reused; freed memory returned when the lanes are idle
+    cpu.log_choice()  # which CPU level's kernel cache (an image's; nothing in a checkout)
 
     @asynccontextmanager
     async def lifespan(app: HttpApp) -> AsyncIterator[None]:

@@ -169,7 +169,7 @@ def test_compose_stop_grace_covers_drain_and_graceful_timeout(
 
 
 def test_compose_keeps_the_numba_cache_writable(compose_service: dict, runtime: Stage) -> None:
-    cache_dir = runtime.env()["NUMBA_CACHE_DIR"]
+    cache_dir = runtime.env()["LOSS_KERNEL_CACHES"]  # one cache per CPU level under it
     if not compose_service.get("read_only", False):
         return  # the image's own directory is writable by its user
     found = {path: mount["type"] for path, mount in mounts(compose_service).items()}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from service.ops import cpu
 from service.ops.settings import Settings
 from tests.support.paths import ROOT
 from tests.system.deployment import (
@@ -102,23 +103,40 @@ def test_runs_as_a_non_root_user(runtime: Stage) -> None:
     assert runtime.index(runtime.last("USER")) < runtime.index(runtime.last("CMD"))
 
 
-def test_numba_cache_is_filled_at_build_time_for_a_generic_cpu(runtime: Stage) -> None:
+def test_numba_caches_are_filled_at_build_time_one_per_cpu_level(runtime: Stage) -> None:
     env = runtime.env()
-    cache_dir = env.get("NUMBA_CACHE_DIR", "")
-    assert cache_dir.startswith("/"), f"NUMBA_CACHE_DIR={cache_dir!r}: an absolute path"
-    assert env.get("NUMBA_CPU_NAME") == "generic"
+    root = env.get(cpu.ROOT_ENV, "")
+    assert root.startswith("/"), f"{cpu.ROOT_ENV}={root!r}: an absolute path"
+    # service/ops/cpu.py sets these per host at start: set in the image, NUMBA_CPU_NAME would
+    # force one level everywhere (and NUMBA_CACHE_DIR one directory).
+    for name in ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES", "NUMBA_CACHE_DIR"):
+        assert name not in env, name
     assert env.get("PYTHONDONTWRITEBYTECODE") == "1"
     assert env.get("PYTHONUNBUFFERED") == "1"
     runs = warmup_runs(runtime)
     assert len(runs) == 1, "one RUN in the runtime stage compiles the kernels (warm_all)"
     warmup = runtime.index(runs[0])
-    # Compiled into the cache directory, keyed on the generic CPU, and as the app user (so
-    # the files are the user's); all three are ENV/USER instructions that precede the RUN.
-    assert runtime.env_set_at("NUMBA_CACHE_DIR") < warmup
-    assert runtime.env_set_at("NUMBA_CPU_NAME") < warmup
+    # Compiled into the cache root, as the app user (so the files are the user's): ENV/USER
+    # instructions that precede the RUN.
+    assert runtime.env_set_at(cpu.ROOT_ENV) < warmup
     assert runtime.index(runtime.last("USER")) < warmup
-    words = shlex.split(runs[0].args)
-    assert words[:2] == ["python", "-c"], runs[0].args
+    # Every level, each only where the build machine runs its code (warm_all runs kernels),
+    # and each with its own NUMBA_CPU_NAME.
+    (levels,) = [
+        shlex.split(i.args)[0].partition("=")[2]
+        for i in runtime.all("ARG")
+        if i.args.startswith("KERNEL_CPU_LEVELS=")
+    ]
+    assert levels.split() == [*cpu.LEVELS, cpu.HOST]
+    script = runs[0].args
+    assert re.search(
+        r'^levels="\$\(python -m service\.ops\.levels \$\{KERNEL_CPU_LEVELS\}\)" && '
+        r"for level in \$\{levels\}; do ",
+        script,
+    ), script
+    assert re.search(r'NUMBA_CPU_NAME="\$level" python -c "[^"]*warm_all\(\)', script), script
+    assert "record_bake()" in script, "a micro-architecture's cache is marked once baked"
+    assert "|| exit 1" in script, "a failed warm-up fails the build"
 
 
 def test_cmd_is_exec_form_and_accepted_by_the_cli(

@@ -137,7 +137,7 @@ def test_k8s_pod_security_and_filesystem(pod: dict, container: dict, runtime: St
             assert mount["name"] in volumes, f"{each['name']} mounts an undeclared volume"
     if not container["securityContext"].get("readOnlyRootFilesystem", False):
         return  # the image's cache directory is writable by its user, prebuilt kernels in it
-    cache_dir = runtime.env()["NUMBA_CACHE_DIR"]
+    cache_dir = runtime.env()["LOSS_KERNEL_CACHES"]  # one cache per CPU level under it
     mounted = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
     assert cache_dir in mounted, f"read-only root: numba needs {cache_dir} writable"
     # An empty volume would hide the kernels compiled into the image: something must copy

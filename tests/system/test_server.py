@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from service.ops import cpu
 from tests.support.mse import MSE_BODY, MSE_EXPECTED
+from tests.support.paths import ROOT
 from tests.system.deployment import DOCKERFILE, parse_stages, warmup_runs
 from tests.system.server import (
     READY_TIMEOUT,
@@ -190,33 +192,53 @@ def cache_files(directory: Path) -> dict[str, tuple[int, int]]:
 
 
 def test_dockerfile_warmup_fills_the_cache_that_the_server_loads(tmp_path: Path) -> None:
-    """The Dockerfile's warm-up step, run with the image's numba settings but a cache in
-    tmp_path, leaves kernels that a server started with the same settings loads as they are:
-    nothing is compiled again (no cache file is added or rewritten)."""
+    """The Dockerfile's warm-up step (its shell loop over the CPU levels), run with the image's
+    numba settings but the caches in tmp_path, bakes the levels this machine runs, and a server
+    started with the same settings loads the best of them as it is: nothing is compiled again
+    (no cache file is added or rewritten)."""
     runtime = parse_stages(DOCKERFILE.read_text(encoding="utf-8"))[-1]
     (warmup,) = warmup_runs(runtime)
-    words = shlex.split(warmup.args)
-    assert words[:2] == ["python", "-c"] and len(words) == 3, warmup.args
+    (levels,) = [
+        shlex.split(i.args)[0].partition("=")
+        for i in runtime.all("ARG")
+        if i.args.startswith("KERNEL_CPU_LEVELS=")
+    ]
     cache = tmp_path / "numba-cache"
     workdir = tmp_path / "app"  # like the image's empty WORKDIR
     cache.mkdir()
     workdir.mkdir()
-    env = clean_env(NUMBA_CACHE_DIR=str(cache), NUMBA_CPU_NAME=runtime.env()["NUMBA_CPU_NAME"])
+    env = clean_env(
+        LOSS_KERNEL_CACHES=str(cache),
+        KERNEL_CPU_LEVELS=levels[2],
+        PYTHONPATH=str(ROOT),  # this checkout's service, wherever the venv's install points
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    )
+    for name in ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES", "NUMBA_CACHE_DIR"):
+        env.pop(name, None)  # the image sets none of them
     build = subprocess.run(
-        [sys.executable, "-c", words[2]],
+        ["sh", "-c", warmup.args],
         cwd=workdir,
         env=env,
         capture_output=True,
         text=True,
-        timeout=READY_TIMEOUT,
+        timeout=READY_TIMEOUT * len(levels[2].split()),
         check=False,
     )
     assert build.returncode == 0, build.stdout + build.stderr
+    # The levels this machine runs, and its own micro-architecture, which a server here uses.
+    host = cpu.llvm_host()[0]
+    runnable = [level for level in cpu.LEVELS if cpu.supports(cpu.cpu_flags(), level)]
+    if host in cpu.LEVELS:  # (LLVM knows no better name for this CPU)
+        host = runnable[-1]
+    baked_levels = [p.name for p in sorted(cache.iterdir())]
+    assert baked_levels == sorted({*runnable, host})
+    assert build.stdout.count("warm:") == len(baked_levels), build.stdout
     baked = cache_files(cache)
-    assert any(name.endswith(".nbi") for name in baked), baked
-    assert any(name.endswith(".nbc") for name in baked), baked
+    assert any(name.startswith(f"{host}/") and name.endswith(".nbi") for name in baked), baked
+    assert any(name.startswith(f"{host}/") and name.endswith(".nbc") for name in baked), baked
 
     port = free_port()
     with running(["--port", str(port)], env, cwd=workdir) as server:
         server.wait_ready()
+        assert f"kernels for CPU level {host}, from {cache / host}" in server.output()
         assert cache_files(cache) == baked, "the server compiled kernels the build had cached"
