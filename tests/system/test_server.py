@@ -207,9 +207,13 @@ def test_dockerfile_warmup_fills_the_cache_that_the_server_loads(tmp_path: Path)
     workdir = tmp_path / "app"  # like the image's empty WORKDIR
     cache.mkdir()
     workdir.mkdir()
+    # Two of the image's levels (each takes ~40 s to bake): the fallback and this machine's own;
+    # the image bakes them all (tests/system/test_image.py), and the list is checked statically.
+    baking = "generic host"
+    assert set(baking.split()) <= set(levels[2].split()), levels[2]
     env = clean_env(
         LOSS_KERNEL_CACHES=str(cache),
-        KERNEL_CPU_LEVELS=levels[2],
+        KERNEL_CPU_LEVELS=baking,
         PYTHONPATH=str(ROOT),  # this checkout's service, wherever the venv's install points
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     )
@@ -221,7 +225,7 @@ def test_dockerfile_warmup_fills_the_cache_that_the_server_loads(tmp_path: Path)
         env=env,
         capture_output=True,
         text=True,
-        timeout=READY_TIMEOUT * len(levels[2].split()),
+        timeout=READY_TIMEOUT * len(baking.split()),
         check=False,
     )
     assert build.returncode == 0, build.stdout + build.stderr
@@ -231,7 +235,7 @@ def test_dockerfile_warmup_fills_the_cache_that_the_server_loads(tmp_path: Path)
     if host in cpu.LEVELS:  # (LLVM knows no better name for this CPU)
         host = runnable[-1]
     baked_levels = [p.name for p in sorted(cache.iterdir())]
-    assert baked_levels == sorted({*runnable, host})
+    assert baked_levels == sorted({"generic", host}), (baked_levels, runnable)
     assert build.stdout.count("warm:") == len(baked_levels), build.stdout
     baked = cache_files(cache)
     assert any(name.startswith(f"{host}/") and name.endswith(".nbi") for name in baked), baked
