@@ -83,7 +83,7 @@ image:  ## build the image (docker build; the Dockerfile's base unless PYTHON_IM
 # started for the run and stopped after it, when none is running; root and Debian's docker.io,
 # which .ci/run installs; skips, saying why, without them).
 image-test: $(VENV)/.dev  ## build and run the image for real: non-root, read-only, healthy, failover (~4 min)
-	$(PY) -m pytest -p no:cacheprovider -m system tests/system/test_image.py
+	RUN_IMAGE_TESTS=1 $(PY) -m pytest -p no:cacheprovider -m system tests/system/test_image.py
 
 # requirements.lock, the image's exact dependencies with their hashes, from pyproject.toml's
 # ranges (and its build backend's), for every platform and Python >= 3.11. Run it after changing
