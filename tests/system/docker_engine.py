@@ -141,6 +141,9 @@ def docker_engine(work: Path) -> Iterator[Engine]:
     finally:
         engine.remove_ours()
         if process is not None:
+            # Our own engine: drop the untagged images each --no-cache build leaves behind
+            # (the builder stage, the image this run's build replaced).
+            engine.run("image", "prune", "--force", check=False, timeout=120)
             stop_dockerd(process)
 
 

@@ -6,8 +6,9 @@ One container started as docker-compose.yml starts a replica (read-only root, no
 an init, a tmpfs /tmp, an anonymous volume on the numba cache): ready from the image's baked
 numba cache without compiling, uid 10001, nothing writable but its volume and tmpfs, a scoring
 request's exact numbers, the HEALTHCHECK turning healthy, SIGTERM draining an in-flight request
-and exiting. Then the compose topology: three replicas behind the nginx stand-in, one killed
-under load, no failed request and the numbers of a direct answer.
+and exiting. Then the compose topology: three replicas behind the nginx stand-in (HTTP, and the
+gRPC calls docker-compose.yml shows), one killed under load, no failed request and the numbers
+of a direct answer.
 
 The compose topology is driven with ``docker run`` on a user-defined network, not with Compose:
 Debian's docker-compose (1.29) refuses the file as written (``healthcheck.start_interval`` is
@@ -32,11 +33,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
+import numpy as np
 import pytest
+from grpc_health.v1 import health_pb2
 
 from tests.support.waiting import wait_for
 from tests.system.cluster import Load, scoring_requests
-from tests.system.deployment import compose_environment, seconds
+from tests.system.deployment import COMPOSE, compose_environment, grpcurl_calls, seconds
 from tests.system.docker_engine import (
     IMAGE,
     PREFIX,
@@ -46,6 +50,7 @@ from tests.system.docker_engine import (
     build_images,
     docker_engine,
 )
+from tests.system.grpc_calls import call_json, listed_services, naive_mse, outputs
 from tests.system.nginx_conf import NGINX_CONF, replace_once
 from tests.system.server import clean_env, free_port, running
 
@@ -414,6 +419,26 @@ def standin_nginx_conf(replicas: list[str]) -> str:
     return "user www-data;\n" + text
 
 
+def grpc_through_nginx(port: int) -> None:
+    """The grpcurl calls shown at the top of docker-compose.yml, through nginx's gRPC port."""
+    examples = grpcurl_calls(COMPOSE.read_text(encoding="utf-8"))
+    assert examples, "docker-compose.yml shows no grpcurl call"
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        for example in examples:
+            if example.method == "list":
+                services = set(listed_services(channel))
+                assert {"inference.GRPCInferenceService", "grpc.health.v1.Health"} <= services
+                continue
+            answer = call_json(channel, example.method, example.data, REQUEST_TIMEOUT)
+            if example.method.endswith("/ModelInfer"):
+                got = outputs(answer)
+                want = naive_mse(np.array([0.5, 1.0, 3.0]), np.array([1.0, 1.0, 2.0]))
+                for name, values in want.items():  # the example's numbers
+                    np.testing.assert_allclose(got[name], values, rtol=1e-12, err_msg=name)
+            if example.method.startswith("grpc.health.v1.Health/"):
+                assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
 def service_child(engine: Engine, name: str) -> int:
     """The host pid of the server process: the child of the container's init."""
     init = int(engine.inspect(name, "{{.State.Pid}}"))
@@ -460,12 +485,13 @@ def test_compose_topology_hides_a_killed_replica(
         "--cap-drop=ALL", *[f"--cap-add={cap}" for cap in compose_nginx["cap_add"]],
         *[f"--security-opt={option}" for option in compose_nginx["security_opt"]],
         f"--stop-signal={compose_nginx['stop_signal']}", f"--restart={compose_nginx['restart']}",
-        "--publish=127.0.0.1::8000", STANDIN_NGINX,
+        "--publish=127.0.0.1::8000", "--publish=127.0.0.1::8001", STANDIN_NGINX,
     )  # fmt: skip
     port = published(engine, nginx, 8000)
     assert wait_for(lambda: answers("127.0.0.1", port, "/nginx-health"), 20, 0.1), logs(
         engine, nginx
     )[-3000:]
+    grpc_through_nginx(published(engine, nginx, 8001))
 
     # The direct answers: each request sent to one replica, at its address on the network.
     requests = scoring_requests()
