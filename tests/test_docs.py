@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 
 from service.losses.registry import REGISTRY
@@ -31,3 +32,11 @@ def test_readme_documents_every_setting() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text(encoding="utf-8")
     assert "make test" in ci
+
+
+def test_readme_and_pyproject_name_the_installed_docs_assets_package() -> None:
+    """/docs' assets come from one pinned package; the README says which version."""
+    installed = version("fastapi-standalone-docs")
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text("utf-8")
+    assert f'"fastapi-standalone-docs=={installed}"' in pyproject
+    assert f"`fastapi-standalone-docs` ships, pinned at {installed}" in " ".join(README.split())

@@ -337,11 +337,13 @@ def build() -> tuple[Route, ...]:
         ),
         *_v2_model_routes("/v2/models/{name}", ""),
         *_v2_model_routes("/v2/models/{name}/versions/{version}", "_version"),
-        # --- documentation (open, not documented itself) ---
+        # --- documentation and its assets (open, not documented itself) ---
         Route("GET", "/openapi.json", partial(docs.openapi_json, document), open=True),
         Route("GET", "/docs", docs.swagger_ui, open=True),
         Route("GET", "/docs/oauth2-redirect", docs.swagger_ui_redirect, open=True),
+        Route("GET", f"{docs.ASSETS_PATH}/{{file}}", docs.docs_asset, open=True),
         Route("GET", "/redoc", docs.redoc, open=True),
+        Route("GET", docs.REDOC_LOGO_PATH, docs.redoc_logo, open=True),
     ]
     document.routes = tuple(routes)
     return document.routes
