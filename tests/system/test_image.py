@@ -295,7 +295,7 @@ def kernel_load(port: int, host: str = "127.0.0.1") -> dict[str, float]:
 
 
 # The image's kernels are compiled for a generic CPU (NUMBA_CPU_NAME=generic) and the native
-# ones for this CPU: measured here 0.75-1.5x (sub-millisecond means, noisy). Caches for
+# ones for this CPU: measured here 0.75-2.4x (sub-millisecond means, noisy). Caches for
 # several CPU levels come from another change; drop this mark with it.
 @pytest.mark.xfail(strict=False, reason="multi-CPU-level caches pending")
 def test_kernel_time_in_the_container_is_within_10_percent_of_native(
