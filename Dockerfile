@@ -12,9 +12,12 @@
 #            per x86-64 level, into LOSS_KERNEL_CACHES so a container is ready about a second
 #            after it starts.
 # Both stages must use the same image: the venv's interpreter links to /usr/local/bin/python.
-# A patch release known to be published for bookworm (no registry is reachable from the
-# development machines to check newer ones). Bump the tag, and pin its digest, in one place:
-ARG PYTHON_IMAGE=python:3.12.11-slim-bookworm
+# The base image, by tag and digest, in this one place (the digest is what is pulled; the tag
+# says what it is). No registry is reachable from the development machines: the digest is the
+# one public projects pin for this tag, not checked here against Docker Hub. Machines without a
+# registry build on a stand-in instead (deploy/standin/build.sh; `make image-test` does):
+#   docker build --build-arg PYTHON_IMAGE=loss-service-standin/python:bookworm .
+ARG PYTHON_IMAGE=python:3.12.11-slim-bookworm@sha256:519591d6871b7bc437060736b9f7456b8731f1499a57e22e6c285135ae657bf7
 
 # ---- builder ----------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS builder
@@ -26,12 +29,19 @@ ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
+# Every dependency, and the build backend, at the exact version and file hashes of the lock
+# (`make lock` writes it from pyproject.toml's ranges): two builds install the same files, and
+# a file whose hash differs is refused. Wheels only: the slim base has no compiler. A layer of
+# its own, rebuilt only when the lock changes.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes --only-binary=:all: -r requirements.lock
 # README.md* : the readme pyproject.toml names, whenever the repository has it.
 COPY pyproject.toml README.md* ./
 COPY service ./service
-# A regular (non-editable) install: the package lands in the venv's site-packages, so the
-# runtime stage needs nothing from /src.
-RUN pip install --no-cache-dir .
+# A regular (non-editable) install of the project alone: its dependencies are the lock's, and
+# its build backend too (no isolated build environment, which would fetch an unpinned one).
+# The package lands in the venv's site-packages, so the runtime stage needs nothing from /src.
+RUN pip install --no-cache-dir --no-deps --no-build-isolation .
 
 # ---- runtime ----------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -6,7 +6,8 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test test-fast lint typecheck coverage kernels-as-python bench hostile soak clean
+.PHONY: run test test-fast lint typecheck coverage kernels-as-python bench hostile soak clean \
+	lock image image-test
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +66,33 @@ hostile: $(VENV)/.dev  ## issue 11's hostile clients against a fresh server: mem
 
 soak: $(VENV)/.dev  ## five minutes at ~80 % of measured capacity: errors and RSS (not in make test)
 	$(PY) -m bench.soak
+
+# ---- the image -----------------------------------------------------------------------------
+# IMAGE is the tag `make image` gives; PYTHON_IMAGE, when set, replaces the Dockerfile's base
+# (pinned by digest there), e.g. the registry-free stand-in deploy/standin/build.sh builds:
+#   make image PYTHON_IMAGE=loss-service-standin/python:bookworm
+# DOCKER_BUILDKIT=0: the legacy builder, which needs no frontend image from a registry (BuildKit
+# would pull the `# syntax=` one); with Docker Hub reachable, plain `docker build .` is the same.
+IMAGE        ?= loss-service:latest
+PYTHON_IMAGE ?=
+
+image:  ## build the image (docker build; the Dockerfile's base unless PYTHON_IMAGE is given)
+	DOCKER_BUILDKIT=0 docker build $(if $(PYTHON_IMAGE),--build-arg PYTHON_IMAGE=$(PYTHON_IMAGE)) -t $(IMAGE) .
+
+# Builds the stand-in base and the image, runs it: tests/system/test_image.py (a Docker engine
+# started for the run and stopped after it, when none is running; root and Debian's docker.io,
+# which .ci/run installs; skips, saying why, without them).
+image-test: $(VENV)/.dev  ## build and run the image for real: non-root, read-only, healthy, failover (~4 min)
+	RUN_IMAGE_TESTS=1 $(PY) -m pytest -p no:cacheprovider -m system tests/system/test_image.py
+
+# requirements.lock, the image's exact dependencies with their hashes, from pyproject.toml's
+# ranges (and its build backend's), for every platform and Python >= 3.11. Run it after changing
+# a dependency, or to take newer releases; commit the result.
+lock: $(VENV)/.dev  ## refresh requirements.lock (uv pip compile --generate-hashes)
+	$(PY) -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires'], sep='\n')" \
+		| $(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+			--custom-compile-command 'make lock' --index-url https://pypi.org/simple \
+			-o requirements.lock pyproject.toml -
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check service tests bench clients

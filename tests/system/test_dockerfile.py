@@ -12,9 +12,13 @@ import os
 import re
 import shlex
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from service.ops import cpu
 from service.ops.settings import Settings
@@ -235,3 +239,45 @@ def test_dockerignore_keeps_what_the_dockerfile_copies(stages: list[Stage]) -> N
     assert len(wanted) > 3
     dropped = sorted(path for path in wanted if ignored(path, rules))
     assert dropped == [], f".dockerignore drops files the build needs: {dropped}"
+
+
+# ---- requirements.lock ------------------------------------------------------------------------
+
+
+def test_the_lock_pins_every_dependency_with_hashes_within_pyproject_ranges() -> None:
+    """requirements.lock (`make lock`) against pyproject.toml: each dependency, and the build
+    backend, pinned (==) with sha256 hashes, at a version its range allows. A dependency added
+    or a range changed without `make lock` fails here, not in the image build."""
+    lock = (ROOT / "requirements.lock").read_text(encoding="utf-8")
+    pinned: dict[str, list[tuple[str, str]]] = {}
+    for entry in re.split(r"\n(?=\S)", lock):
+        first = entry.split("\\", 1)[0].strip()
+        if not first or first.startswith("#"):
+            continue
+        requirement = Requirement(first)
+        (specifier,) = requirement.specifier
+        assert specifier.operator == "==", first
+        hashes = re.findall(r"--hash=sha256:[0-9a-f]{64}", entry)
+        assert hashes, f"{first}: no sha256 hash"
+        marker = str(requirement.marker) if requirement.marker else ""
+        pinned.setdefault(canonicalize_name(requirement.name), []).append(
+            (specifier.version, marker)
+        )
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    wanted = project["project"]["dependencies"] + project["build-system"]["requires"]
+    for python in ("3.11", "3.12"):
+        environment = {**default_environment(), "python_version": python}
+        environment["python_full_version"] = f"{python}.0"
+        for text in wanted:
+            requirement = Requirement(text)
+            if requirement.marker and not requirement.marker.evaluate(environment):
+                continue
+            versions = [
+                version
+                for version, marker in pinned.get(canonicalize_name(requirement.name), [])
+                if not marker or Requirement(f"x; {marker}").marker.evaluate(environment)
+            ]
+            assert len(versions) == 1, f"{text} on Python {python}: {versions}; run `make lock`"
+            assert requirement.specifier.contains(versions[0], prereleases=True), (
+                f"{text}: the lock has {versions[0]}; run `make lock`"
+            )
