@@ -40,7 +40,14 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from bench.http import ROOT, binary_request, free_port, post_binary_times, wait_ready
+from bench.http import (
+    ROOT,
+    binary_request,
+    free_port,
+    post_binary_times,
+    print_table,
+    wait_ready,
+)
 from service.api.v2_grpc import grpc_predict_v2_pb2 as pb
 
 METHOD = "/inference.GRPCInferenceService/ModelInfer"
@@ -273,11 +280,7 @@ def main(argv: list[str] | None = None) -> None:
             ("same, server CPU us per call", small_ours.cpu_per_call * 1e6,
              small_rest.cpu_per_call * 1e6, "REST binary path, wrk, 16 connections", ""),
         ]  # fmt: skip
-    print("| measure | service | baseline | ratio | baseline is | goal |")
-    print("|---|---:|---:|---:|---|---|")
-    for name, value, baseline, what, goal in rows:
-        ratio = value / baseline if baseline else float("nan")
-        print(f"| {name} | {value:.4g} | {baseline:.4g} | {ratio:.2f}x | {what} | {goal} |")
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,16 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
+def print_table(rows: list[tuple[str, float, float, str, str]]) -> None:
+    """Rows of (measure, service, baseline, what the baseline is, goal) as a Markdown table,
+    with each ratio to its baseline measured in the same run."""
+    print("| measure | service | baseline | ratio | baseline is | goal |")
+    print("|---|---:|---:|---:|---|---|")
+    for name, value, baseline, what, goal in rows:
+        ratio = value / baseline if baseline else float("nan")
+        print(f"| {name} | {value:.4g} | {baseline:.4g} | {ratio:.2f}x | {what} | {goal} |")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -243,11 +253,7 @@ def main(argv: list[str] | None = None) -> None:
         pass
     shutil.rmtree(cache, ignore_errors=True)
     rows.append(("start to ready, s (cold cache / warm cache)", cold, warm, "", "warm <= 3 s"))
-    print("| measure | service | baseline | ratio | baseline is | goal |")
-    print("|---|---:|---:|---:|---|---|")
-    for name, value, baseline, what, goal in rows:
-        ratio = value / baseline if baseline else float("nan")
-        print(f"| {name} | {value:.4g} | {baseline:.4g} | {ratio:.2f}x | {what} | {goal} |")
+    print_table(rows)
 
 
 if __name__ == "__main__":

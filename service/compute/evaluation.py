@@ -133,7 +133,7 @@ def evaluate(
     require_finite(regularization)
     summary = None
     if evaluation.state or groups is not None or evaluation.top_k is not None:
-        summary = summarize(evaluation, results, states)
+        summary = summarize(evaluation, results, states, cast(np.ndarray | None, per_sample))
     return EvaluationResult(
         evaluation.reduction,
         inputs.predictions.shape[0],
@@ -175,6 +175,7 @@ def summarize(
     evaluation: Evaluation,
     results: list[tuple[Term, LossResult]],
     states: scores.MetricStates,
+    per_sample: np.ndarray | None = None,
 ) -> Summary:
     """The evaluation's mergeable summary: sums and states, per slice too, and the worst."""
     inputs = evaluation.inputs
@@ -207,7 +208,10 @@ def summarize(
         }
     top = None
     if evaluation.top_k is not None:
-        total = sum(term.weight * loss.per_sample for term, loss in results)
+        # The weighted total per sample: the answer's, when it has one already.
+        total = per_sample
+        if total is None:
+            total = cast(np.ndarray, sum(term.weight * loss.per_sample for term, loss in results))
         top = worst(np.asarray(total, dtype=np.float64), evaluation.top_k, evaluation.offset)
     return Summary(definition_of(evaluation), whole, groups, top)
 

@@ -7,10 +7,9 @@ request, the response) are back within a margin far below the message's size.
 
 from __future__ import annotations
 
-import gc
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -18,7 +17,7 @@ import numpy as np
 import pytest
 
 from service.ops.settings import Settings
-from tests.api.test_memory import MARGIN, Tracker, tracker  # noqa: F401  (a fixture)
+from tests.api.test_memory import MARGIN, Tracker, no_gc, tracker  # noqa: F401  (fixtures)
 from tests.support.grpc import TIMEOUT, grpc_served, raw_request
 
 pytestmark = pytest.mark.slow
@@ -68,16 +67,6 @@ CASES: dict[str, tuple[Callable[[], bytes], grpc.StatusCode, dict[str, Any]]] = 
         {"compute_timeout_seconds": 1e-4, "heavy_work_seconds": 0},
     ),
 }
-
-
-@pytest.fixture
-def no_gc() -> Iterator[None]:
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def settled(before: int, tracker: Tracker) -> int:  # noqa: F811

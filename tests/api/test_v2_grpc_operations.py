@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable
 
 import grpc
-import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -20,6 +19,7 @@ from service.api.v2_grpc import grpc_predict_v2_pb2 as pb
 from service.compute import deadline
 from service.ops.settings import Settings
 from tests.support.grpc import TIMEOUT, Served, grpc_served, outputs_of, raw_request
+from tests.support.grpc import slow_ctc as support_slow_ctc
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -128,19 +128,8 @@ def test_metrics_and_access_lines_by_rpc_model_and_status(
 
 
 def slow_ctc(samples: int) -> pb.ModelInferRequest:
-    """CTC over long sequences: ~1 s of one core per sample (a table of T x (2L+1) cells)."""
-    rng = np.random.default_rng(5)
-    steps, classes, length = 3000, 8, 1200
-    return raw_request(
-        "ctc",
-        {
-            "predictions": rng.normal(size=(samples, steps, classes)),
-            "targets": rng.integers(1, classes, size=(samples, length)),
-            "target_lengths": np.full(samples, length),
-        },
-        parameters={"from_logits": True},
-        outputs=("cost",),
-    )
+    """~1 s of one core per sample."""
+    return support_slow_ctc(samples, steps=3000, length=1200)
 
 
 def test_a_cancelled_call_stops_its_work_and_frees_its_slot(

@@ -35,6 +35,7 @@ from sklearn.metrics import (
 
 from tests.support.paths import ROOT
 from tests.system.server import clean_env, fetch, free_port, running
+from tests.system.server import replicas as ready_replicas
 
 pytestmark = pytest.mark.system
 
@@ -49,13 +50,7 @@ CLIENT_TIMEOUT = 300  # s, for one loss-eval run
 
 @pytest.fixture(scope="module")
 def replicas() -> Iterator[list[int]]:
-    ports = [free_port(), free_port()]
-    with (
-        running(["--port", str(ports[0])], clean_env()) as first,
-        running(["--port", str(ports[1])], clean_env()) as second,
-    ):
-        for server in (first, second):
-            server.wait_ready()
+    with ready_replicas(2) as ports:
         yield ports
 
 

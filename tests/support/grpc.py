@@ -127,3 +127,21 @@ def outputs_of(response: pb.ModelInferResponse) -> dict[str, np.ndarray]:
         output.name: np.frombuffer(raw, dtype=DTYPES[output.datatype]).reshape(tuple(output.shape))
         for output, raw in zip(response.outputs, response.raw_output_contents, strict=True)
     }
+
+
+def slow_ctc(samples: int, steps: int, length: int) -> pb.ModelInferRequest:
+    """CTC from logits over long sequences, only the cost asked for: its table of
+    ``steps x (2 length + 1)`` cells per sample makes a call that is still computing while a
+    test acts (~0.4 s of one core per sample at 2000 x 800, ~1 s at 3000 x 1200)."""
+    rng = np.random.default_rng(5)
+    classes = 8
+    return raw_request(
+        "ctc",
+        {
+            "predictions": rng.normal(size=(samples, steps, classes)),
+            "targets": rng.integers(1, classes, size=(samples, length)),
+            "target_lengths": np.full(samples, length),
+        },
+        parameters={"from_logits": True},
+        outputs=("cost",),
+    )

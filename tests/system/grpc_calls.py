@@ -14,7 +14,7 @@ import numpy as np
 from google.protobuf import descriptor_pool, json_format
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
-from grpc_health.v1 import health_pb2  # noqa: F401  (registers grpc.health.v1 in the pool)
+from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
@@ -91,3 +91,19 @@ def naive_mse(predictions: np.ndarray, targets: np.ndarray) -> dict[str, np.ndar
         "cost": np.array([np.mean(difference**2)]),
         "gradient": 2 * difference / difference.size,
     }
+
+
+#: The data of docker-compose.yml's grpcurl ModelInfer example.
+EXAMPLE_PREDICTIONS, EXAMPLE_TARGETS = [0.5, 1.0, 3.0], [1.0, 1.0, 2.0]
+
+
+def check_example_answer(method: str, answer: Message) -> None:
+    """The answer to one of docker-compose.yml's grpcurl examples: the numbers of a naive numpy
+    mse for its ModelInfer, SERVING for its health check."""
+    if method.endswith("/ModelInfer"):
+        got = outputs(answer)  # type: ignore[arg-type]
+        want = naive_mse(np.array(EXAMPLE_PREDICTIONS), np.array(EXAMPLE_TARGETS))
+        for name, values in want.items():
+            np.testing.assert_allclose(got[name], values, rtol=1e-12, err_msg=name)
+    if method.startswith("grpc.health.v1.Health/"):
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -186,3 +186,16 @@ def running(args: list[str], env: dict[str, str], cwd: Path = ROOT) -> Iterator[
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def replicas(count: int = 2) -> Iterator[list[int]]:
+    """``count`` servers on free ports (default settings), ready; their ports."""
+    ports = [free_port() for _ in range(count)]
+    with ExitStack() as stack:
+        servers = [
+            stack.enter_context(running(["--port", str(port)], clean_env())) for port in ports
+        ]
+        for server in servers:
+            server.wait_ready()
+        yield ports

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from tests.support.paths import ROOT
-from tests.system.server import clean_env, free_port, running
+from tests.system.server import clean_env
+from tests.system.server import replicas as ready_replicas
 
 EXAMPLE = ROOT / "examples" / "shard_client.py"
 
@@ -30,13 +31,7 @@ def load_example():
 @pytest.fixture(scope="module")
 def replicas() -> Iterator[list[str]]:
     """Two service processes: the shards are spread over both."""
-    ports = [free_port(), free_port()]
-    with (
-        running(["--port", str(ports[0])], clean_env()) as first,
-        running(["--port", str(ports[1])], clean_env()) as second,
-    ):
-        for server in (first, second):
-            server.wait_ready()
+    with ready_replicas(2) as ports:
         yield [f"http://127.0.0.1:{port}" for port in ports]
 
 

@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from service.api.v2_grpc import grpc_predict_v2_pb2 as pb
 from service.api.v2_grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from tests.support.grpc import outputs_of, raw_request
+from tests.support.grpc import slow_ctc as support_slow_ctc
 from tests.support.mse import MSE_BODY
 from tests.support.prometheus import sample
 from tests.system.server import REQUEST_TIMEOUT, Server, clean_env, fetch, free_port, running
@@ -34,20 +35,9 @@ def small() -> pb.ModelInferRequest:
 
 
 def slow_ctc(samples: int = 4) -> pb.ModelInferRequest:
-    """CTC over long sequences: ~0.4-0.8 s of one core per sample, so a call is still
-    computing while the test acts (it waits for it to be in flight, never sleeps)."""
-    rng = np.random.default_rng(5)
-    steps, classes, length = 2000, 8, 800
-    return raw_request(
-        "ctc",
-        {
-            "predictions": rng.normal(size=(samples, steps, classes)),
-            "targets": rng.integers(1, classes, size=(samples, length)),
-            "target_lengths": np.full(samples, length),
-        },
-        parameters={"from_logits": True},
-        outputs=("cost",),
-    )
+    """~0.4-0.8 s of one core per sample, so a call is still computing while the test acts
+    (it waits for it to be in flight, never sleeps)."""
+    return support_slow_ctc(samples, steps=2000, length=800)
 
 
 def test_sigterm_drains_grpc_then_finishes_the_call_in_flight() -> None:

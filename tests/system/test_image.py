@@ -35,10 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-import numpy as np
 import pytest
-from grpc_health.v1 import health_pb2
 
+from tests.support.mse import MSE_BODY, MSE_EXPECTED
 from tests.support.waiting import wait_for
 from tests.system.cluster import Load, scoring_requests
 from tests.system.deployment import COMPOSE, compose_environment, grpcurl_calls, seconds
@@ -51,7 +50,11 @@ from tests.system.docker_engine import (
     build_images,
     docker_engine,
 )
-from tests.system.grpc_calls import call_json, listed_services, naive_mse, outputs
+from tests.system.grpc_calls import (
+    call_json,
+    check_example_answer,
+    listed_services,
+)
 from tests.system.nginx_conf import NGINX_CONF, replace_once
 from tests.system.server import clean_env, free_port, running
 
@@ -73,24 +76,8 @@ HARDENING = (
     "--mount=type=volume,target=/var/cache/numba",
 )
 
-MSE_BODY = {
-    "predictions": [[0.5, 1.0], [3.0, 4.0]],
-    "targets": [[1.0, 1.0], [2.0, 2.0]],
-    "sample_weight": [1.0, 3.0],
-}
-# By hand: squared errors [[0.25, 0], [1, 4]], weights 1 and 3 on each output (weight_sum 8),
-# sum 1*0.25 + 3*5 = 15.25, cost 15.25/8; gradient 2 (p - t) w / 8.
-MSE_ANSWER = {
-    "loss": "mse",
-    "reduction": "mean",
-    "cost": 1.90625,
-    "per_sample": [0.125, 2.5],
-    "gradient": [[-0.125, 0.0], [0.75, 1.5]],
-    "sum": 15.25,
-    "weight_sum": 8.0,
-    "count": 2,
-    "extras": {},
-}
+# The shared weighted mse request (tests/support/mse.py, worked out by hand there).
+MSE_ANSWER = {**MSE_EXPECTED, "extras": {}}
 
 
 def request(
@@ -440,13 +427,7 @@ def grpc_through_nginx(port: int) -> None:
                 assert {"inference.GRPCInferenceService", "grpc.health.v1.Health"} <= services
                 continue
             answer = call_json(channel, example.method, example.data, REQUEST_TIMEOUT)
-            if example.method.endswith("/ModelInfer"):
-                got = outputs(answer)
-                want = naive_mse(np.array([0.5, 1.0, 3.0]), np.array([1.0, 1.0, 2.0]))
-                for name, values in want.items():  # the example's numbers
-                    np.testing.assert_allclose(got[name], values, rtol=1e-12, err_msg=name)
-            if example.method.startswith("grpc.health.v1.Health/"):
-                assert answer.status == health_pb2.HealthCheckResponse.SERVING
+            check_example_answer(example.method, answer)
 
 
 def service_child(engine: Engine, name: str) -> int:
