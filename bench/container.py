@@ -135,13 +135,21 @@ class Times:
 def kernel_times(
     services: Sequence[Service], loss: str, body: bytes, rounds: int, warm: int = 1
 ) -> Times:
-    """``rounds`` requests to each service, taking turns, after ``warm`` untimed ones each."""
+    """``rounds`` requests to each service, taking turns, after ``warm`` untimed ones each.
+
+    Every timed request follows an untimed one to the same service, so each is timed with its
+    allocator in the same state, that of a busy service: an idle one returns its free memory
+    to the system after 0.5 s (service/ops/memory.py), and its next request's kernel then
+    first-touches fresh pages for its outputs (2 ms more at 1e6 entries, say), which with
+    several services taking turns would fall on some rounds and not others."""
+    path = f"/v1/losses/{loss}"
     for _ in range(warm):
         for service in services:
-            service.timed(loss, body)
+            service.call("POST", path, body)
     times: dict[str, list[float]] = {service.name: [] for service in services}
     for _ in range(rounds):
         for service in services:
+            service.call("POST", path, body)
             times[service.name].append(service.timed(loss, body))
     return Times(times)
 
@@ -188,9 +196,9 @@ def table(
             f"{found[spec.name][name][0]:.2f}x, {found[spec.name][name][1]:.2f}x"
             for name in others
         )
-        size = len(orjson.loads(body)["predictions"])
+        size = np.asarray(orjson.loads(body)["predictions"], dtype=np.float64).size
         write(
-            f"| {spec.name} | {spec.family} | {size:,} samples | "
+            f"| {spec.name} | {spec.family} | {size:,} | "
             f"{times.median(baseline) * 1e3:.3f} | {cells} |"
         )
     return found

@@ -251,14 +251,16 @@ def test_the_healthcheck_turns_healthy(
     assert json.loads(state)["Log"][-1]["ExitCode"] == 0
 
 
-#: A branchy loss (quantile: one of two slopes per entry) and an exp-bound one (log_cosh).
+#: A branchy loss (quantile: one of two slopes per entry; 8-10x slower from the generic cache)
+#: and an exp-bound one (log_cosh).
 KERNEL_LOSSES = ("quantile", "log_cosh")
-KERNEL_ROUNDS = 15
-#: Prediction entries per request: below the size a kernel call is split over threads at
-#: (service.compute.parallel.THRESHOLD), so each kernel runs on one thread in both services.
-#: Split calls are timed too (bench.container, README), but with two cores they wait on thread
-#: wake-ups that make single times bimodal in both services alike (0.8 or 1.3 ms, say).
-KERNEL_ENTRIES = 100_000
+KERNEL_ROUNDS = 31
+#: Prediction entries per request: inputs and output (480 KB) fit in a core's L2 cache, so what
+#: compares is the compiled code. At 100,000 entries (2.4 MB, in the L3 cache this machine's
+#: other tenants share) the memory-bound kernels' ~65 us varied by up to 25% between processes
+#: and runs, a second native process included, either way round; bench/container.py gives
+#: every loss at larger sizes (README, Docker).
+KERNEL_ENTRIES = 20_000
 
 
 def test_kernel_time_in_the_container_is_within_10_percent_of_native(
