@@ -41,14 +41,8 @@ the results would then differ by CPU level; these give the same bits at every le
 """
 
 import numpy as np
-from numba import njit
 
-from service.kernels.jit import JIT_OPTIONS
-
-#: Compiled into the caller at numba's IR level, so the caller's loop holds the arithmetic and
-#: LLVM can vectorise it (a plain ``@kernel`` callee of this size is not inlined by LLVM and
-#: stays a scalar call: measured for ``expm1``).
-vector_function = njit(inline="always", **JIT_OPTIONS)
+from service.kernels.jit import element
 
 INF = np.inf
 NAN = np.nan
@@ -96,31 +90,31 @@ MIN_NORMAL = 2.2250738585072014e-308
 TWO_54 = 18014398509481984.0
 
 
-@vector_function
+@element
 def _bits(x):
     """The IEEE 754 bits of a float64, as an int64."""
     return np.float64(x).view(np.int64)
 
 
-@vector_function
+@element
 def _from_bits(bits):
     return np.int64(bits).view(np.float64)
 
 
-@vector_function
+@element
 def _power_of_two(n):
     """2.0 ** n for a normal exponent n (-1022 <= n <= 1023), built from its bits."""
     return _from_bits((n + EXPONENT_BIAS) << MANTISSA_BITS)
 
 
-@vector_function
+@element
 def _small_int_to_float(n):
     """float(n) for |n| < 2**51, without an int64-to-double conversion (SSE2 and AVX2 have
     none for vectors)."""
     return _from_bits(n + SHIFTER_BITS) - SHIFTER
 
 
-@vector_function
+@element
 def _scale(p, k):
     """p * 2**k for k in [-1077, 1025], in two normal factors: one rounding, also where the
     result is subnormal or overflows."""
@@ -128,7 +122,7 @@ def _scale(p, k):
     return p * _power_of_two(half) * _power_of_two(k - half)
 
 
-@vector_function
+@element
 def _exp_reduce(x):
     """(k, r, r_low) with x = k ln2 + r + r_low, |r| <= ~ln2/2, r_low the rounding error of r."""
     x = EXP_HIGH if x > EXP_HIGH else x  # NaN passes both
@@ -142,7 +136,7 @@ def _exp_reduce(x):
     return k, r, (high - r) - low
 
 
-@vector_function
+@element
 def _exp_tail(r, r_low):
     """exp(r + r_low) - 1 - r, to a small relative error."""
     polynomial = EXP_12 + r * EXP_13
@@ -159,7 +153,7 @@ def _exp_tail(r, r_low):
     return r_low + r * r * polynomial
 
 
-@vector_function
+@element
 def exp(x):
     k, r, r_low = _exp_reduce(x)
     tail = _exp_tail(r, r_low)
@@ -168,7 +162,7 @@ def exp(x):
     return _scale(head + (head_error + tail), k)
 
 
-@vector_function
+@element
 def expm1(x):
     k, r, r_low = _exp_reduce(x)
     tail = _exp_tail(r, r_low)
@@ -194,7 +188,7 @@ def expm1(x):
     return result if x != 0.0 else x
 
 
-@vector_function
+@element
 def _log_split(u):
     """(k, f) with u = 2^k (1 + f) and sqrt(2)/2 <= 1 + f < sqrt(2), for a positive normal
     finite u; f is exact."""
@@ -204,7 +198,7 @@ def _log_split(u):
     return k, _from_bits(bits - (offset & EXPONENT_MASK)) - 1.0
 
 
-@vector_function
+@element
 def _log_reduced(k, f):
     """k ln2 + log1p(f) for |f| <= ~0.42 (fdlibm's form: s = f / (2 + f),
     log1p(f) = f - f^2/2 + s (f^2/2 + R(s^2)))."""
@@ -218,7 +212,7 @@ def _log_reduced(k, f):
     return k_float * LN2_HI - ((half_f2 - (s * (half_f2 + (odd + even)) + k_float * LN2_LO)) - f)
 
 
-@vector_function
+@element
 def log(x):
     subnormal = x < MIN_NORMAL
     k, f = _log_split(x * TWO_54 if subnormal else x)
@@ -227,7 +221,7 @@ def log(x):
     return result if (x > 0.0) & (x < INF) else special
 
 
-@vector_function
+@element
 def log1p(x):
     u = 1.0 + x
     virtual = u - 1.0
