@@ -11,10 +11,31 @@ Logit forms use :math:`\log\sigma(x) = -\operatorname{softplus}(-x)` and
 :math:`\log(1 - \sigma(x)) = -\operatorname{softplus}(x)`, finite for any finite x.
 """
 
-import math
-
-from service.kernels.jit import kernel
+from service.kernels import vmath
+from service.kernels.jit import element, kernel
 from service.kernels.stable import clip, logistic
+
+
+@element
+def _smoothed(target, smoothing):
+    return target * (1.0 - smoothing) + 0.5 * smoothing
+
+
+@element
+def _bce_logit(x, y, w):
+    """(loss, d loss / dx) of one logit x, smoothed target y and positive weight w."""
+    softplus_pos, softplus_neg, sigmoid_pos, sigmoid_neg = logistic(x)
+    return (
+        w * y * softplus_neg + (1.0 - y) * softplus_pos,
+        -w * y * sigmoid_neg + (1.0 - y) * sigmoid_pos,
+    )
+
+
+@element
+def _bce_probability(p, y, eps):
+    """(loss, d loss / dp) of one probability p (clipped) and smoothed target y."""
+    p = clip(p, eps, 1.0 - eps)
+    return -(y * vmath.log(p) + (1.0 - y) * vmath.log(1.0 - p)), -y / p + (1.0 - y) / (1.0 - p)
 
 
 @kernel
@@ -27,23 +48,70 @@ def binary_cross_entropy(
     Probabilities are clipped to :math:`[\epsilon, 1 - \epsilon]` before the logs. Logits go
     through :func:`~service.kernels.stable.logistic` (softplus and sigmoid of both signs from
     one ``exp`` and one ``log1p``), with :math:`w` = ``pos_weight[i % len(pos_weight)]`` (one
-    per entry of the last axis, or one for all).
+    per entry of the last axis, or one for all). Each case has its own loop, free of branches
+    and of the modulo, so it vectorises.
     """
     with_gradient = gradient.size != 0
+    n = predictions.size
+    if not from_logits:
+        for i in range(n):
+            loss, slope = _bce_probability(predictions[i], _smoothed(targets[i], smoothing), eps)
+            losses[i] = loss
+            if with_gradient:
+                gradient[i] = scale[i] * slope
+        return
     period = pos_weight.size
-    for i in range(predictions.size):
-        y = targets[i] * (1.0 - smoothing) + 0.5 * smoothing
-        if from_logits:
-            w = pos_weight[i % period] if period > 1 else pos_weight[0]
-            softplus_pos, softplus_neg, sigmoid_pos, sigmoid_neg = logistic(predictions[i])
-            losses[i] = w * y * softplus_neg + (1.0 - y) * softplus_pos
-            slope = -w * y * sigmoid_neg + (1.0 - y) * sigmoid_pos
-        else:
-            p = clip(predictions[i], eps, 1.0 - eps)
-            losses[i] = -(y * math.log(p) + (1.0 - y) * math.log(1.0 - p))
-            slope = -y / p + (1.0 - y) / (1.0 - p)
-        if with_gradient:
-            gradient[i] = scale[i] * slope
+    if period == 1:
+        w = pos_weight[0]
+        for i in range(n):
+            loss, slope = _bce_logit(predictions[i], _smoothed(targets[i], smoothing), w)
+            losses[i] = loss
+            if with_gradient:
+                gradient[i] = scale[i] * slope
+        return
+    for start in range(0, n, period):  # n is a whole number of last-axis rows
+        for j in range(period):
+            i = start + j
+            loss, slope = _bce_logit(
+                predictions[i], _smoothed(targets[i], smoothing), pos_weight[j]
+            )
+            losses[i] = loss
+            if with_gradient:
+                gradient[i] = scale[i] * slope
+
+
+@element
+def _focal_parts_logit(x, y):
+    """(u, bce, du, dbce) for a logit: u = 1 - p_t, bce, and their derivatives in x."""
+    softplus_pos, softplus_neg, s_pos, s_neg = logistic(x)
+    return (
+        y * s_neg + (1.0 - y) * s_pos,
+        y * softplus_neg + (1.0 - y) * softplus_pos,
+        (1.0 - 2.0 * y) * s_pos * s_neg,
+        -y * s_neg + (1.0 - y) * s_pos,
+    )
+
+
+@element
+def _focal_parts_probability(p, y, eps):
+    """(u, bce, du, dbce) for a probability (clipped), derivatives in p."""
+    p = clip(p, eps, 1.0 - eps)
+    return (
+        y * (1.0 - p) + (1.0 - y) * p,
+        -(y * vmath.log(p) + (1.0 - y) * vmath.log(1.0 - p)),
+        1.0 - 2.0 * y,
+        -y / p + (1.0 - y) / (1.0 - p),
+    )
+
+
+@element
+def _focal_element(u, bce, du, dbce, y, gamma, use_alpha, alpha, modulating):
+    """(loss, slope) from the parts and modulating = u**gamma."""
+    weight = alpha * y + (1.0 - alpha) * (1.0 - y) if use_alpha else 1.0
+    # gamma u^(gamma-1) du = gamma u^gamma (du / u): one power, and no overflow of u^(gamma-1)
+    # for gamma < 1 where u underflows; 0 (its limit) where gamma = 0 or u = 0. A select.
+    first = gamma * modulating * (du / u) * bce if (gamma != 0.0) & (u > 0.0) else 0.0
+    return weight * modulating * bce, weight * (modulating * dbce + first)
 
 
 @kernel
@@ -55,33 +123,23 @@ def binary_focal(
     With :math:`u = 1 - p_t` and :math:`b` the binary cross-entropy, the derivative's first term
     :math:`\gamma u^{\gamma - 1} u' b` is computed as :math:`\gamma u^\gamma (u'/u) b` and taken
     as 0 where :math:`\gamma = 0` or :math:`u = 0` (its limit), so :math:`\gamma < 1` stays
-    finite at saturated logits; for logits :math:`u' = (1 - 2y)\sigma(x)\sigma(-x)`.
+    finite at saturated logits; for logits :math:`u' = (1 - 2y)\sigma(x)\sigma(-x)`. The
+    default :math:`\gamma = 2` is :math:`u^2` (no ``pow`` call): a choice fixed for the whole
+    loop, which LLVM takes out of it, so that loop vectorises.
     """
     with_gradient = gradient.size != 0
+    square = gamma == 2.0
     for i in range(predictions.size):
         y = targets[i]
         if from_logits:
-            softplus_pos, softplus_neg, s_pos, s_neg = logistic(predictions[i])
-            u = y * s_neg + (1.0 - y) * s_pos
-            bce = y * softplus_neg + (1.0 - y) * softplus_pos
-            du = (1.0 - 2.0 * y) * s_pos * s_neg
-            dbce = -y * s_neg + (1.0 - y) * s_pos
+            u, bce, du, dbce = _focal_parts_logit(predictions[i], y)
         else:
-            p = clip(predictions[i], eps, 1.0 - eps)
-            u = y * (1.0 - p) + (1.0 - y) * p
-            bce = -(y * math.log(p) + (1.0 - y) * math.log(1.0 - p))
-            du = 1.0 - 2.0 * y
-            dbce = -y / p + (1.0 - y) / (1.0 - p)
-        weight = alpha * y + (1.0 - alpha) * (1.0 - y) if use_alpha else 1.0
-        modulating = u * u if gamma == 2.0 else u**gamma
-        losses[i] = weight * modulating * bce
+            u, bce, du, dbce = _focal_parts_probability(predictions[i], y, eps)
+        modulating = u * u if square else u**gamma
+        loss, slope = _focal_element(u, bce, du, dbce, y, gamma, use_alpha, alpha, modulating)
+        losses[i] = loss
         if with_gradient:
-            slope = modulating * dbce
-            if gamma != 0.0 and u > 0.0:
-                # gamma u^(gamma-1) du = gamma u^gamma (du / u): one power, and no overflow of
-                # u^(gamma-1) for gamma < 1 where u underflows.
-                slope += gamma * modulating * (du / u) * bce
-            gradient[i] = scale[i] * weight * slope
+            gradient[i] = scale[i] * slope
 
 
 @kernel

@@ -10,8 +10,7 @@ Signature of every kernel here::
 At a kink the derivative is 0.
 """
 
-import math
-
+from service.kernels import vmath
 from service.kernels.jit import kernel
 from service.kernels.stable import sign
 
@@ -87,8 +86,8 @@ def log_cosh(predictions, targets, scale, losses, gradient):
     for i in range(predictions.size):
         d = predictions[i] - targets[i]
         a = abs(d)
-        e = math.expm1(-2.0 * a)
-        losses[i] = a + math.log1p(0.5 * e)
+        e = vmath.expm1(-2.0 * a)
+        losses[i] = a + vmath.log1p(0.5 * e)
         if with_gradient:
             gradient[i] = scale[i] * sign(d) * (-e / (2.0 + e))
 
@@ -99,7 +98,7 @@ def msle(predictions, targets, scale, losses, gradient):
     before the kernel runs)."""
     with_gradient = gradient.size != 0
     for i in range(predictions.size):
-        r = math.log1p(predictions[i]) - math.log1p(targets[i])
+        r = vmath.log1p(predictions[i]) - vmath.log1p(targets[i])
         losses[i] = r * r
         if with_gradient:
             gradient[i] = scale[i] * 2.0 * r / (1.0 + predictions[i])
@@ -146,11 +145,11 @@ def poisson_nll(predictions, targets, scale, losses, gradient, log_input, eps):
         p = predictions[i]
         y = targets[i]
         if log_input:
-            rate = math.exp(p)
+            rate = vmath.exp(p)
             losses[i] = rate - y * p
             slope = rate - y
         else:
-            losses[i] = p - y * math.log(p + eps)
+            losses[i] = p - y * vmath.log(p + eps)
             slope = 1.0 - y / (p + eps)
         if with_gradient:
             gradient[i] = scale[i] * slope
