@@ -11,4 +11,12 @@ they never validate, never raise on user input and never read settings.
 A loss's formula (and its gradient's) is written once, in its record's ``formula``
 (:mod:`service.losses`), which the catalogue and the OpenAPI operations show; a kernel's
 docstring names that record and says only how it computes it (stable forms, derivation steps).
+
+The cached machine code of every kernel is checked against these sources when the package is
+first imported (:mod:`.cache`): numba checks a function's own file only, and every kernel has
+helpers from other modules compiled into it.
 """
+
+from service.kernels import cache
+
+cache.refresh(cache.KERNELS, __name__ + ".", "kernels")

@@ -16,26 +16,9 @@ import math
 
 import numpy as np
 
+from service.kernels import blocks
 from service.kernels.jit import kernel
 from service.kernels.stable import clip
-
-
-@kernel
-def _softmax_parts(predictions, n, s, shifted):
-    """Fill ``shifted[c] = exp(x_c - m)`` at position (n, s); return ``(m, sum_c shifted[c])``.
-
-    The gradient reuses ``shifted`` (:math:`q_c` = shifted[c] / total), so each logit costs one
-    ``exp``. The largest term is exactly 1, so the total is in [1, C].
-    """
-    classes = predictions.shape[1]
-    peak = predictions[n, 0, s]
-    for c in range(1, classes):
-        peak = max(peak, predictions[n, c, s])
-    total = 0.0
-    for c in range(classes):
-        shifted[c] = math.exp(predictions[n, c, s] - peak)
-        total += shifted[c]
-    return peak, total
 
 
 @kernel
@@ -47,37 +30,46 @@ def categorical_cross_entropy(
 
     Logits through a log-sum-exp per position; soft targets need not sum to 1 (the gradient's
     :math:`q_c \sum_k y'_k` term). Probabilities clipped to :math:`[\epsilon, 1 - \epsilon]`.
+    The exponentials and logs come a block of samples at a time (:mod:`.blocks`).
     """
     samples, classes, positions = predictions.shape
     with_gradient = gradient.size != 0
-    shifted = np.empty(classes)
-    for n in range(samples):
-        for s in range(positions):
-            element = n * positions + s
-            loss = 0.0
-            if from_logits:
-                peak, total = _softmax_parts(predictions, n, s, shifted)
-                log_z = peak + math.log(total)
-                target_sum = 0.0
-                for c in range(classes):
-                    y = targets[n, c, s] * (1.0 - smoothing) + smoothing / classes
-                    target_sum += y
-                    loss += y * (log_z - predictions[n, c, s])
-                if with_gradient:
+    values, totals, log_z = blocks.scratch(predictions)
+    block = blocks.block_samples(classes, positions)
+    for first in range(0, samples, block):
+        stop = min(first + block, samples)
+        if from_logits:
+            blocks.softmax(predictions, first, stop, values, totals, log_z)
+        else:
+            blocks.log_clipped(predictions, first, stop, eps, values)
+        for n in range(first, stop):
+            for s in range(positions):
+                element = n * positions + s
+                at = ((n - first) * classes) * positions + s  # values[at + c * positions]
+                loss = 0.0
+                if from_logits:
+                    z = log_z[(n - first) * positions + s]
+                    target_sum = 0.0
                     for c in range(classes):
                         y = targets[n, c, s] * (1.0 - smoothing) + smoothing / classes
-                        q = shifted[c] / total
-                        gradient[(n * classes + c) * positions + s] = scale[element] * (
-                            q * target_sum - y
-                        )
-            else:
-                for c in range(classes):
-                    y = targets[n, c, s] * (1.0 - smoothing) + smoothing / classes
-                    q = clip(predictions[n, c, s], eps, 1.0 - eps)
-                    loss -= y * math.log(q)
+                        target_sum += y
+                        loss += y * (z - predictions[n, c, s])
                     if with_gradient:
-                        gradient[(n * classes + c) * positions + s] = scale[element] * (-y / q)
-            losses[element] = loss
+                        total = totals[(n - first) * positions + s]
+                        for c in range(classes):
+                            y = targets[n, c, s] * (1.0 - smoothing) + smoothing / classes
+                            q = values[at + c * positions] / total
+                            gradient[(n * classes + c) * positions + s] = scale[element] * (
+                                q * target_sum - y
+                            )
+                else:
+                    for c in range(classes):
+                        y = targets[n, c, s] * (1.0 - smoothing) + smoothing / classes
+                        loss -= y * values[at + c * positions]
+                        if with_gradient:
+                            q = clip(predictions[n, c, s], eps, 1.0 - eps)
+                            gradient[(n * classes + c) * positions + s] = scale[element] * (-y / q)
+                losses[element] = loss
 
 
 @kernel
@@ -93,38 +85,46 @@ def sparse_categorical_cross_entropy(
     """
     samples, classes, positions = predictions.shape
     with_gradient = gradient.size != 0
-    shifted = np.empty(classes)
     off_target = smoothing / classes
     on_target = 1.0 - smoothing + off_target
-    for n in range(samples):
-        for s in range(positions):
-            element = n * positions + s
-            label = labels[n, s]
-            if label < 0 or label >= classes:
-                losses[element] = 0.0
-                if with_gradient:
+    values, totals, log_z = blocks.scratch(predictions)
+    block = blocks.block_samples(classes, positions)
+    for first in range(0, samples, block):
+        stop = min(first + block, samples)
+        if from_logits:
+            blocks.softmax(predictions, first, stop, values, totals, log_z)
+        else:
+            blocks.log_clipped(predictions, first, stop, eps, values)
+        for n in range(first, stop):
+            for s in range(positions):
+                element = n * positions + s
+                at = ((n - first) * classes) * positions + s  # values[at + c * positions]
+                label = labels[n, s]
+                if label < 0 or label >= classes:
+                    losses[element] = 0.0
+                    if with_gradient:
+                        for c in range(classes):
+                            gradient[(n * classes + c) * positions + s] = 0.0
+                    continue
+                loss = 0.0
+                if from_logits:
+                    z = log_z[(n - first) * positions + s]
+                    total = totals[(n - first) * positions + s]
                     for c in range(classes):
-                        gradient[(n * classes + c) * positions + s] = 0.0
-                continue
-            loss = 0.0
-            if from_logits:
-                peak, total = _softmax_parts(predictions, n, s, shifted)
-                log_z = peak + math.log(total)
-                for c in range(classes):
-                    y = on_target if c == label else off_target
-                    loss += y * (log_z - predictions[n, c, s])
-                    if with_gradient:
-                        q = shifted[c] / total
-                        gradient[(n * classes + c) * positions + s] = scale[element] * (q - y)
-            else:
-                for c in range(classes):
-                    y = on_target if c == label else off_target
-                    q = clip(predictions[n, c, s], eps, 1.0 - eps)
-                    if y != 0.0:
-                        loss -= y * math.log(q)
-                    if with_gradient:
-                        gradient[(n * classes + c) * positions + s] = scale[element] * (-y / q)
-            losses[element] = loss
+                        y = on_target if c == label else off_target
+                        loss += y * (z - predictions[n, c, s])
+                        if with_gradient:
+                            q = values[at + c * positions] / total
+                            gradient[(n * classes + c) * positions + s] = scale[element] * (q - y)
+                else:
+                    for c in range(classes):
+                        y = on_target if c == label else off_target
+                        if y != 0.0:
+                            loss -= y * values[at + c * positions]
+                        if with_gradient:
+                            q = clip(predictions[n, c, s], eps, 1.0 - eps)
+                            gradient[(n * classes + c) * positions + s] = scale[element] * (-y / q)
+                losses[element] = loss
 
 
 @kernel
@@ -142,59 +142,67 @@ def categorical_focal(
     """
     samples, classes, positions = predictions.shape
     with_gradient = gradient.size != 0
-    shifted = np.empty(classes)
+    values, totals, log_z = blocks.scratch(predictions)
     terms = np.empty(classes)
-    for n in range(samples):
-        for s in range(positions):
-            element = n * positions + s
-            loss = 0.0
-            if from_logits:
-                top = 0
-                for c in range(1, classes):
-                    if predictions[n, c, s] > predictions[n, top, s]:
-                        top = c
-                peak, total = _softmax_parts(predictions, n, s, shifted)
-                rest = 0.0  # the other classes' sum, added up alone: total - 1 would cancel
-                for c in range(classes):
-                    if c != top:
-                        rest += shifted[c]
-                total = 1.0 + rest  # shifted[top] == 1 exactly
-                log_total = math.log1p(rest)
-                weighted_sum = 0.0
-                for c in range(classes):
-                    y = targets[n, c, s]
-                    log_q = predictions[n, c, s] - peak - log_total
-                    q = shifted[c] / total
-                    if c == top:
-                        complement = rest / total
-                        ratio = -log_total * total / rest if rest > 0.0 else -1.0
-                    else:
-                        complement = 1.0 - q
-                        ratio = log_q / complement
-                    focus = complement * complement if gamma == 2.0 else complement**gamma
-                    loss -= alpha * y * focus * log_q
-                    terms[c] = y * focus * (1.0 - gamma * q * ratio)
-                    weighted_sum += terms[c]
-                if with_gradient:
+    block = blocks.block_samples(classes, positions)
+    for first in range(0, samples, block):
+        stop = min(first + block, samples)
+        if from_logits:
+            blocks.softmax(predictions, first, stop, values, totals, log_z)
+        else:
+            blocks.log_clipped(predictions, first, stop, eps, values)
+        for n in range(first, stop):
+            for s in range(positions):
+                element = n * positions + s
+                at = ((n - first) * classes) * positions + s  # values[at + c * positions]
+                loss = 0.0
+                if from_logits:
+                    top = 0
+                    for c in range(1, classes):
+                        if predictions[n, c, s] > predictions[n, top, s]:
+                            top = c
+                    peak = predictions[n, top, s]
+                    rest = 0.0  # the other classes' sum, added up alone: total - 1 would cancel
                     for c in range(classes):
-                        q = shifted[c] / total
-                        gradient[(n * classes + c) * positions + s] = (
-                            scale[element] * -alpha * (terms[c] - q * weighted_sum)
-                        )
-            else:
-                for c in range(classes):
-                    q = clip(predictions[n, c, s], eps, 1.0 - eps)
-                    y = targets[n, c, s]
-                    log_q = math.log(q)
-                    complement = 1.0 - q
-                    focus = complement * complement if gamma == 2.0 else complement**gamma
-                    loss -= alpha * y * focus * log_q
+                        if c != top:
+                            rest += values[at + c * positions]
+                    total = 1.0 + rest  # e^0 for the top class, exactly
+                    log_total = math.log1p(rest)
+                    weighted_sum = 0.0
+                    for c in range(classes):
+                        y = targets[n, c, s]
+                        log_q = predictions[n, c, s] - peak - log_total
+                        q = values[at + c * positions] / total
+                        if c == top:
+                            complement = rest / total
+                            ratio = -log_total * total / rest if rest > 0.0 else -1.0
+                        else:
+                            complement = 1.0 - q
+                            ratio = log_q / complement
+                        focus = complement * complement if gamma == 2.0 else complement**gamma
+                        loss -= alpha * y * focus * log_q
+                        terms[c] = y * focus * (1.0 - gamma * q * ratio)
+                        weighted_sum += terms[c]
                     if with_gradient:
-                        term = focus * (1.0 - gamma * q * log_q / complement)
-                        gradient[(n * classes + c) * positions + s] = (
-                            scale[element] * -alpha * y * term / q
-                        )
-            losses[element] = loss
+                        for c in range(classes):
+                            q = values[at + c * positions] / total
+                            gradient[(n * classes + c) * positions + s] = (
+                                scale[element] * -alpha * (terms[c] - q * weighted_sum)
+                            )
+                else:
+                    for c in range(classes):
+                        q = clip(predictions[n, c, s], eps, 1.0 - eps)
+                        y = targets[n, c, s]
+                        log_q = values[at + c * positions]
+                        complement = 1.0 - q
+                        focus = complement * complement if gamma == 2.0 else complement**gamma
+                        loss -= alpha * y * focus * log_q
+                        if with_gradient:
+                            term = focus * (1.0 - gamma * q * log_q / complement)
+                            gradient[(n * classes + c) * positions + s] = (
+                                scale[element] * -alpha * y * term / q
+                            )
+                losses[element] = loss
 
 
 @kernel
@@ -235,35 +243,42 @@ def kl_divergence(predictions, targets, scale, losses, gradient, from_logits, ep
     :math:`0 \log 0 = 0`."""
     samples, classes, positions = predictions.shape
     with_gradient = gradient.size != 0
-    shifted = np.empty(classes)
-    for n in range(samples):
-        for s in range(positions):
-            element = n * positions + s
-            loss = 0.0
-            total = 1.0
-            log_z = 0.0
-            if from_logits:
-                peak, total = _softmax_parts(predictions, n, s, shifted)
-                log_z = peak + math.log(total)
-            target_sum = 0.0
-            for c in range(classes):
-                y = targets[n, c, s]
-                target_sum += y
-                if from_logits:
-                    log_q = predictions[n, c, s] - log_z
-                else:
-                    log_q = math.log(clip(predictions[n, c, s], eps, 1.0 - eps))
-                if y > 0.0:
-                    loss += y * (math.log(y) - log_q)
-            losses[element] = loss
-            if with_gradient:
+    values, totals, log_z = blocks.scratch(predictions)
+    log_targets = np.empty_like(values)
+    block = blocks.block_samples(classes, positions)
+    for first in range(0, samples, block):
+        stop = min(first + block, samples)
+        if from_logits:
+            blocks.softmax(predictions, first, stop, values, totals, log_z)
+        else:
+            blocks.log_clipped(predictions, first, stop, eps, values)
+        blocks.log_positive(targets, first, stop, log_targets)
+        for n in range(first, stop):
+            for s in range(positions):
+                element = n * positions + s
+                at = ((n - first) * classes) * positions + s  # values[at + c * positions]
+                z = log_z[(n - first) * positions + s]
+                loss = 0.0
+                target_sum = 0.0
                 for c in range(classes):
                     y = targets[n, c, s]
+                    target_sum += y
                     if from_logits:
-                        slope = shifted[c] / total * target_sum - y
+                        log_q = predictions[n, c, s] - z
                     else:
-                        slope = -y / clip(predictions[n, c, s], eps, 1.0 - eps)
-                    gradient[(n * classes + c) * positions + s] = scale[element] * slope
+                        log_q = values[at + c * positions]
+                    if y > 0.0:
+                        loss += y * (log_targets[at + c * positions] - log_q)
+                losses[element] = loss
+                if with_gradient:
+                    total = totals[(n - first) * positions + s]
+                    for c in range(classes):
+                        y = targets[n, c, s]
+                        if from_logits:
+                            slope = values[at + c * positions] / total * target_sum - y
+                        else:
+                            slope = -y / clip(predictions[n, c, s], eps, 1.0 - eps)
+                        gradient[(n * classes + c) * positions + s] = scale[element] * slope
 
 
 @kernel

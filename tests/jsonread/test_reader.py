@@ -375,8 +375,9 @@ def test_every_kernel_is_compiled_without_the_gil_and_warm() -> None:
     from numba.core.caching import FunctionCache
 
     from service.api.jsonread import arrays, keys, objects, scanner, text, walk, warming
+    from service.kernels import cache
 
-    dispatchers = warming.kernels()
+    dispatchers = cache.dispatchers(warming.PREFIX)
     assert len(dispatchers) > 30
     for dispatcher in dispatchers:
         name = dispatcher.py_func.__qualname__
@@ -391,4 +392,5 @@ def test_every_kernel_is_compiled_without_the_gil_and_warm() -> None:
     ]  # fmt: skip
     for dispatcher in called_from_python:
         assert dispatcher.signatures, f"{dispatcher.py_func.__name__} was not warmed"
-    assert warming._fingerprint_path().read_text() == warming.sources_fingerprint()
+    kept = cache.fingerprint_path(warming.PACKAGE, "jsonread").read_text()
+    assert kept == cache.fingerprint(warming.PACKAGE)

@@ -18,8 +18,15 @@ shape or first problem), :mod:`.walk` and :mod:`.costs` (building plan and its m
 :mod:`.keys` and :mod:`.objects` (object keys), :mod:`.skipping`, :mod:`.bits`, :mod:`.jit`.
 """
 
+from pathlib import Path
+
 from service.api.jsonread.document import BUILD_FACTOR, BUILD_SLACK, Document, read
 from service.api.jsonread.json_array import JsonArray
 from service.api.jsonread.warming import warm
+from service.kernels import cache
+
+# The reader's kernels call each other across modules: their cached machine code is checked
+# against these sources before any is called (service/kernels/cache.py).
+cache.refresh(Path(__file__).parent, __name__ + ".", "jsonread")
 
 __all__ = ["BUILD_FACTOR", "BUILD_SLACK", "Document", "JsonArray", "read", "warm"]

@@ -8,13 +8,9 @@ the benchmark body about 12 % faster (thread CPU time). It also makes compilatio
 ``bench/json_read.py``), which the on-disk cache pays once.
 """
 
-from numba import njit
-
-from service.kernels.jit import JIT_OPTIONS, kernel
+from service.kernels.jit import element, kernel
 
 __all__ = ["inline_kernel", "kernel"]
 
-
-def inline_kernel(function):
-    """Compile ``function`` with the project's options, inlined where it is called."""
-    return njit(**JIT_OPTIONS, inline="always")(function)
+#: Compile a function with the project's options, inlined where it is called.
+inline_kernel = element

@@ -3,35 +3,20 @@
 One body that reaches every kernel, with the argument types requests use (a read-only uint8
 view of ``bytes``), plus one body with Python ``json`` semantics and one per error path.
 
-numba keys each function's on-disk cache by its own source file only: a kernel whose helper in
-another module changed would load its old machine code. So before anything is compiled, when
-any source file of this package differs from the ones the cache was built from (a fingerprint
-kept beside the cache), every kernel's cache index is emptied and everything is compiled
-afresh.
+Whether the cache was built from these sources is checked when the package is imported
+(:mod:`service.kernels.cache`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import sys
 import time
 from pathlib import Path
-
-from numba.core import config
-from numba.core.registry import CPUDispatcher
 
 from service.validation.errors import ServiceError
 
 PACKAGE = Path(__file__).parent
-
-
-def _fingerprint_path() -> Path:
-    """Beside the cache: NUMBA_CACHE_DIR when set (an image bakes its cache there and its
-    package tree is read-only), else the package's __pycache__, numba's default."""
-    cache_dir = getattr(config, "CACHE_DIR", "")  # (numba's config is built at run time)
-    root = Path(cache_dir) if cache_dir else PACKAGE / "__pycache__"
-    return root / "jsonread-sources.sha256"
+PREFIX = __name__.rsplit(".", 1)[0] + "."
 
 
 _BODY = (
@@ -51,10 +36,6 @@ def warm() -> float:
     from service.api.jsonread.json_array import JsonArray
 
     started = time.perf_counter()
-    fingerprint = sources_fingerprint()
-    stale = _cached_fingerprint() != fingerprint
-    if stale:
-        forget_compiled_code()
     for body in (_BODY, _STDLIB_BODY):
         document = read(body)
         document.unknown_keys(["predictions"], limit=2)
@@ -75,42 +56,4 @@ def warm() -> float:
     for body in _MALFORMED:
         with contextlib.suppress(ServiceError):
             read(body)
-    if stale:  # (written only when it changes: a warm start leaves the cache as it was)
-        with contextlib.suppress(OSError):  # a read-only tree: numba would not cache either
-            _fingerprint_path().write_text(fingerprint)
     return time.perf_counter() - started
-
-
-def sources_fingerprint() -> str:
-    digest = hashlib.sha256()
-    for path in sorted(PACKAGE.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
-
-
-def _cached_fingerprint() -> str | None:
-    try:
-        return _fingerprint_path().read_text()
-    except OSError:
-        return None
-
-
-def kernels() -> list[CPUDispatcher]:
-    """Every numba function of the package."""
-    prefix = __name__.rsplit(".", 1)[0] + "."
-    return [
-        item
-        for name, module in list(sys.modules.items())
-        if name.startswith(prefix)
-        for item in vars(module).values()
-        if isinstance(item, CPUDispatcher) and item.__module__ == name
-    ]
-
-
-def forget_compiled_code() -> None:
-    """Empty every kernel's on-disk cache index, so the next call compiles from source."""
-    for dispatcher in kernels():
-        cache = getattr(dispatcher, "_cache", None)  # numba's FunctionCache (or NullCache)
-        if cache is not None:
-            with contextlib.suppress(OSError, AttributeError):
-                cache.flush()
