@@ -85,11 +85,13 @@ USER 10001:10001
 # x86-64-v4. "host" is the build machine's own CPU as numba sees it (LLVM's name, "znver4" say,
 # and its feature string, which record_bake writes beside the cache), used by hosts of the same
 # name that have every feature it turns on. A host gets the best cache baked that it supports.
+# The levels compile side by side, one process per CPU (xargs -P; each writes its own cache
+# directory); with pipefail, the build fails when the level list or any warm-up fails.
 ARG KERNEL_CPU_LEVELS="generic x86-64-v2 x86-64-v3 x86-64-v4 host"
-RUN levels="$(python -m service.ops.levels ${KERNEL_CPU_LEVELS})" \
-    && for level in ${levels}; do \
-        NUMBA_CPU_NAME="$level" python -c "import service.losses; from service.app import warm_all; from service.ops.cpu import record_bake; print('warm:', warm_all(), 'losses'); record_bake()" || exit 1; \
-    done
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+RUN python -m service.ops.levels ${KERNEL_CPU_LEVELS} | tr ' ' '\n' \
+    | xargs -P "$(nproc)" -I '{}' env NUMBA_CPU_NAME='{}' \
+        python -c "import service.losses; from service.app import warm_all; from service.ops.cpu import record_bake; print('warm:', warm_all(), 'losses'); record_bake()"
 
 # HTTP, and the Open Inference Protocol over gRPC.
 EXPOSE 8000 8001

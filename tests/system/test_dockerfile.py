@@ -133,14 +133,21 @@ def test_numba_caches_are_filled_at_build_time_one_per_cpu_level(runtime: Stage)
     ]
     assert levels.split() == [*cpu.LEVELS, cpu.HOST]
     script = runs[0].args
+    assert script.startswith(
+        "python -m service.ops.levels ${KERNEL_CPU_LEVELS} | tr ' ' '\\n' | xargs "
+    ), script
+    # One level per process, its name as NUMBA_CPU_NAME; with pipefail (the SHELL before the
+    # RUN), the RUN fails when the level list or any warm-up does (xargs exits non-zero).
     assert re.search(
-        r'^levels="\$\(python -m service\.ops\.levels \$\{KERNEL_CPU_LEVELS\}\)" && '
-        r"for level in \$\{levels\}; do ",
+        r"""xargs -P "\$\(nproc\)" -I '\{\}' env NUMBA_CPU_NAME='\{\}' """
+        r'python -c "[^"]*warm_all\(\)',
         script,
     ), script
-    assert re.search(r'NUMBA_CPU_NAME="\$level" python -c "[^"]*warm_all\(\)', script), script
     assert "record_bake()" in script, "a micro-architecture's cache is marked once baked"
-    assert "|| exit 1" in script, "a failed warm-up fails the build"
+    shell = runtime.last("SHELL")
+    assert runtime.index(shell) < warmup and exec_form(shell.args, "SHELL") == [
+        "/bin/bash", "-o", "pipefail", "-c",
+    ], shell  # fmt: skip
 
 
 def test_cmd_is_exec_form_and_accepted_by_the_cli(
