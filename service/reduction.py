@@ -36,7 +36,12 @@ from typing import Literal, cast
 import numpy as np
 
 Reduction = Literal["mean", "sum"]
+#: A kernel's ``gradient`` and ``scale`` when no gradient is wanted: empty, and two arrays. Passed
+#: as one array for both, the kernels ran their loops unvectorised (LLVM's runtime overlap check
+#: between the array the loop writes and one it reads fails for the very same buffer):
+#: log_cosh on 20,000 entries 630 against 116 us.
 NO_GRADIENT = np.empty(0)
+NO_SCALE = np.empty(0)
 #: Weights at or above this are used as they are (the bottom of frexp's mantissa range).
 NORMALISED = 0.5
 

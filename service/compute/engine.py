@@ -105,7 +105,7 @@ def _compute(
         scale = reducing.gradient_scale(weights, reduction)
         gradient = np.empty(batch.gradient_shape)
     else:
-        scale = gradient = reducing.NO_GRADIENT
+        scale, gradient = reducing.NO_SCALE, reducing.NO_GRADIENT
     losses = np.empty(batch.n_samples * batch.elements_per_sample)
     started = time.perf_counter()
     parallel.run(
