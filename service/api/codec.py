@@ -163,11 +163,12 @@ def encode(payload: dict[str, Any]) -> bytes:
     if not blocks:
         return skeleton
     pieces = skeleton.split(f'"{_BLOCK_MARKER}'.encode())
-    out = [pieces[0]]
+    out: list[bytes | memoryview] = [pieces[0]]
     for piece in pieces[1:]:
         index, rest = piece.split(b'"', 1)
-        out += [_encode_array(blocks[int(index)]), rest]
-    return b"".join(out)
+        _array_pieces(blocks[int(index)], out)
+        out.append(rest)
+    return b"".join(out)  # the one copy of the whole answer
 
 
 def _swap_blocks(node: Any, blocks: list[np.ndarray]) -> Any:
@@ -192,18 +193,24 @@ def _holds_large_array(node: dict[str, Any]) -> bool:
     return False
 
 
-def _encode_array(array: np.ndarray) -> bytes:
-    """A large array's JSON, in blocks of about ``ENCODE_CHUNK`` entries."""
+def _array_pieces(array: np.ndarray, out: list[bytes | memoryview]) -> None:
+    """Append a large array's JSON to ``out`` in pieces: blocks of about ``ENCODE_CHUNK``
+    entries, each orjson's output without its brackets (a view, not a copy), and the commas
+    and brackets between them."""
     array = np.ascontiguousarray(array)
-    if array.ndim == 1:
-        parts = (array[i : i + ENCODE_CHUNK] for i in range(0, array.size, ENCODE_CHUNK))
-        return b"[" + b",".join(orjson.dumps(part, option=NUMPY)[1:-1] for part in parts) + b"]"
-    row = array[0].size or 1
-    if row > ENCODE_CHUNK:
-        return b"[" + b",".join(_encode_array(part) for part in array) + b"]"
-    step = max(1, ENCODE_CHUNK // row)
-    parts = (array[i : i + step] for i in range(0, array.shape[0], step))
-    return b"[" + b",".join(orjson.dumps(part, option=NUMPY)[1:-1] for part in parts) + b"]"
+    out.append(b"[")
+    if array.ndim > 1 and (array[0].size or 1) > ENCODE_CHUNK:
+        for number, part in enumerate(array):
+            if number:
+                out.append(b",")
+            _array_pieces(part, out)
+    else:
+        step = max(1, ENCODE_CHUNK // (array[0].size or 1)) if array.ndim > 1 else ENCODE_CHUNK
+        for start in range(0, array.shape[0], step):
+            if start:
+                out.append(b",")
+            out.append(memoryview(orjson.dumps(array[start : start + step], option=NUMPY))[1:-1])
+    out.append(b"]")
 
 
 def to_array(value: Any, field: str, *, check_booleans: bool = True) -> np.ndarray:
