@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         inputs = Inputs(np.ascontiguousarray(predictions), np.ascontiguousarray(targets))
         params = spec.params.model_validate(raw_params)
 
-        def run(spec=spec, inputs=inputs, params=params) -> bytes:
+        def run(spec=spec, inputs=inputs, params=params) -> object:
             result = engine.compute(spec, inputs, params, "mean", with_gradient=True)
             return codec.encode(render(result, frozenset({"cost", "per_sample", "gradient"})))
 

@@ -20,6 +20,7 @@ import orjson
 from pydantic import BaseModel
 
 from service.api import jsonread
+from service.api.problems import Pieces
 from service.validation.errors import (
     MAX_LISTED_ERRORS,
     StructureError,
@@ -150,11 +151,12 @@ ENCODE_CHUNK = 65_536  # array entries per orjson call: ~3 ms, so the GIL change
 _BLOCK_MARKER = f"loss-service-block-{os.urandom(8).hex()}-"
 
 
-def encode(payload: dict[str, Any]) -> bytes:
+def encode(payload: dict[str, Any]) -> bytes | Pieces:
     """orjson straight from NumPy arrays (no ``tolist``); callers guarantee finite values.
 
     Arrays of more than ``ENCODE_CHUNK`` entries are encoded in blocks spliced into the
-    document, so no single call holds the GIL long (a 1e6-entry gradient would take ~40 ms).
+    document, so no single call holds the GIL long (a 1e6-entry gradient would take ~40 ms),
+    and the answer stays in those pieces (:class:`~service.api.problems.Pieces`).
     """
     if not _holds_large_array(payload):
         return orjson.dumps(payload, option=NUMPY)
@@ -168,7 +170,7 @@ def encode(payload: dict[str, Any]) -> bytes:
         index, rest = piece.split(b'"', 1)
         _array_pieces(blocks[int(index)], out)
         out.append(rest)
-    return b"".join(out)  # the one copy of the whole answer
+    return Pieces(out)
 
 
 def _swap_blocks(node: Any, blocks: list[np.ndarray]) -> Any:

@@ -20,7 +20,7 @@ from contextlib import AbstractAsyncContextManager
 
 from service.api.body import ClientGone
 from service.api.keys import ApiKeys, Unauthorized
-from service.api.problems import INTERNAL_ERROR, HttpProblem, Reply, problem_reply
+from service.api.problems import INTERNAL_ERROR, HttpProblem, Pieces, Reply, problem_reply
 from service.api.routes import Match, Receive, Request, Router, Scope, Send, Services
 from service.compute.lanes import TRACE
 from service.losses.registry import canonical_name
@@ -173,4 +173,10 @@ async def _send(
     if has_body and unread and not any(name.lower() == "connection" for name, _ in reply.headers):
         response_headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": reply.status, "headers": response_headers})
-    await send({"type": "http.response.body", "body": b"" if head else reply.body})
+    if head or not isinstance(reply.body, Pieces):
+        await send({"type": "http.response.body", "body": b"" if head else reply.body})
+        return
+    for batch in reply.body.batches():  # each sent (and awaited: backpressure), then let go
+        await send({"type": "http.response.body", "body": batch, "more_body": True})
+        del batch
+    await send({"type": "http.response.body", "body": b""})

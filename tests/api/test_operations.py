@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.api import codec
+from service.api.problems import Pieces
 from service.api.v1.fields import ElementBudget
 from service.app import create_app
 from service.compute import pipeline
@@ -265,4 +266,10 @@ def test_chunked_encoding_is_byte_identical_to_one_orjson_call(shape: tuple[int,
         "terms": {"loss-service-block-0": {"gradient": array}},
         "label": '"loss-service-block-"',
     }
-    assert codec.encode(payload) == orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    encoded = codec.encode(payload)
+    assert isinstance(encoded, Pieces)  # every shape here has a large array
+    assert len(encoded) == len(expected := orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY))
+    batches = list(encoded.batches())
+    assert b"".join(batches) == expected
+    assert all(len(batch) >= Pieces.BATCH_BYTES for batch in batches[:-1])
+    assert list(encoded.batches()) == [], "each piece is let go once taken"
