@@ -88,6 +88,15 @@ def softmax(predictions, first, stop, shifted, totals, log_z):
 
 
 @kernel
+def fill(predictions, first, stop, from_logits, eps, values, totals, log_z):
+    """A block's transcendental parts: :func:`softmax` for logits, else :func:`log_clipped`."""
+    if from_logits:
+        softmax(predictions, first, stop, values, totals, log_z)
+    else:
+        log_clipped(predictions, first, stop, eps, values)
+
+
+@kernel
 def log_clipped(predictions, first, stop, eps, out):
     r"""``out[(b C + c) S + s]`` = :math:`\log \operatorname{clip}(p, \epsilon, 1 - \epsilon)`
     for the samples ``first`` to ``stop - 1``."""

@@ -38,10 +38,7 @@ def categorical_cross_entropy(
     block = blocks.block_samples(classes, positions)
     for first in range(0, samples, block):
         stop = min(first + block, samples)
-        if from_logits:
-            blocks.softmax(predictions, first, stop, values, totals, log_z)
-        else:
-            blocks.log_clipped(predictions, first, stop, eps, values)
+        blocks.fill(predictions, first, stop, from_logits, eps, values, totals, log_z)
         for n in range(first, stop):
             for s in range(positions):
                 element = n * positions + s
@@ -91,10 +88,7 @@ def sparse_categorical_cross_entropy(
     block = blocks.block_samples(classes, positions)
     for first in range(0, samples, block):
         stop = min(first + block, samples)
-        if from_logits:
-            blocks.softmax(predictions, first, stop, values, totals, log_z)
-        else:
-            blocks.log_clipped(predictions, first, stop, eps, values)
+        blocks.fill(predictions, first, stop, from_logits, eps, values, totals, log_z)
         for n in range(first, stop):
             for s in range(positions):
                 element = n * positions + s
@@ -147,10 +141,7 @@ def categorical_focal(
     block = blocks.block_samples(classes, positions)
     for first in range(0, samples, block):
         stop = min(first + block, samples)
-        if from_logits:
-            blocks.softmax(predictions, first, stop, values, totals, log_z)
-        else:
-            blocks.log_clipped(predictions, first, stop, eps, values)
+        blocks.fill(predictions, first, stop, from_logits, eps, values, totals, log_z)
         for n in range(first, stop):
             for s in range(positions):
                 element = n * positions + s
@@ -248,10 +239,7 @@ def kl_divergence(predictions, targets, scale, losses, gradient, from_logits, ep
     block = blocks.block_samples(classes, positions)
     for first in range(0, samples, block):
         stop = min(first + block, samples)
-        if from_logits:
-            blocks.softmax(predictions, first, stop, values, totals, log_z)
-        else:
-            blocks.log_clipped(predictions, first, stop, eps, values)
+        blocks.fill(predictions, first, stop, from_logits, eps, values, totals, log_z)
         blocks.log_positive(targets, first, stop, log_targets)
         for n in range(first, stop):
             for s in range(positions):
