@@ -50,6 +50,7 @@ def make_package(root: Path, name: str, refreshing: bool) -> None:
 def answer(root: Path, name: str) -> float:
     env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{ROOT}", "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("NUMBA_CACHE_DIR", None)  # beside the sources, numba's default
+    env.pop("NUMBA_DISABLE_JIT", None)  # compiled and cached even under kernels-as-python
     result = subprocess.run(
         [sys.executable, "-c", f"from {name} import a; print(a.f(10.0))"],
         capture_output=True,
