@@ -1,4 +1,4 @@
-"""Stale machine code in numba's on-disk cache, and how a warm-up avoids it.
+"""Stale machine code in numba's on-disk cache, and how each package avoids it.
 
 numba keys each function's cache on its own source file only. A kernel that calls a helper
 from another module (every kernel here calls :mod:`.vmath`, :mod:`.stable` or :mod:`.blocks`;
@@ -6,8 +6,8 @@ the JSON reader's kernels call each other across modules) has that helper compil
 own machine code, so after the helper's file changes it would load the old code. So a package
 keeps a fingerprint of its sources beside the cache, and before anything of it is compiled,
 :func:`refresh` empties every cache index of the package when the fingerprint differs (the
-calls then compile afresh) and keeps the new one. The warm-up calls it for the kernels and for
-the JSON reader, and the tests at the start of a session.
+calls then compile afresh) and keeps the new one. ``service.kernels`` and the JSON reader
+(``service.api.jsonread``) call it when they are first imported, before any kernel runs.
 
 A checkout's ``git pull`` changes sources under a kept cache; an image bakes its caches from
 the sources it ships, so there the fingerprints match and nothing is flushed.
