@@ -60,10 +60,8 @@ def refresh(package: Path, module_prefix: str, name: str) -> bool:
     module of the package, empty every cache index of its functions and keep the new
     fingerprint (whatever compiles from now on is from these sources). Returns whether it
     did."""
-    if getattr(
-        config, "DISABLE_JIT", 0
-    ):  # nothing compiles, so nothing is marked as compiled from these
-        return False
+    if getattr(config, "DISABLE_JIT", 0):
+        return False  # nothing compiles, so nothing is marked as compiled from these sources
     current = fingerprint(package)
     path = fingerprint_path(package, name)
     try:
