@@ -254,7 +254,7 @@ def test_the_healthcheck_turns_healthy(
 #: A branchy loss (quantile: one of two slopes per entry; 8-10x slower from the generic cache)
 #: and an exp-bound one (log_cosh).
 KERNEL_LOSSES = ("quantile", "log_cosh")
-KERNEL_ROUNDS = 31
+KERNEL_ROUNDS = 61
 #: Prediction entries per request: inputs and output (480 KB) fit in a core's L2 cache, so what
 #: compares is the compiled code. At 100,000 entries (2.4 MB, in the L3 cache this machine's
 #: other tenants share) the memory-bound kernels' ~65 us varied by up to 25% between processes
