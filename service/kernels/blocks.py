@@ -97,33 +97,32 @@ def fill(predictions, first, stop, from_logits, eps, values, totals, log_z):
 
 
 @kernel
-def log_clipped(predictions, first, stop, eps, out):
-    r"""``out[(b C + c) S + s]`` = :math:`\log \operatorname{clip}(p, \epsilon, 1 - \epsilon)`
-    for the samples ``first`` to ``stop - 1``."""
-    _, classes, positions = predictions.shape
+def copy_block(array, first, stop, out):
+    """``out[(b C + c) S + s]`` = ``array[first + b, c, s]``: the samples ``first`` to
+    ``stop - 1`` of ``array[N, C, S]``, flat, for a loop over all of them that vectorises.
+    Returns how many values it wrote."""
+    _, classes, positions = array.shape
     for b in range(stop - first):
         n = first + b
         for c in range(classes):
             row = (b * classes + c) * positions
             for s in range(positions):
-                out[row + s] = clip(predictions[n, c, s], eps, 1.0 - eps)
-    count = (stop - first) * classes * positions
-    for i in range(count):
-        out[i] = vmath.log(out[i])
+                out[row + s] = array[n, c, s]
+    return (stop - first) * classes * positions
+
+
+@kernel
+def log_clipped(predictions, first, stop, eps, out):
+    r"""``out[(b C + c) S + s]`` = :math:`\log \operatorname{clip}(p, \epsilon, 1 - \epsilon)`
+    for the samples ``first`` to ``stop - 1``."""
+    for i in range(copy_block(predictions, first, stop, out)):
+        out[i] = vmath.log(clip(out[i], eps, 1.0 - eps))
 
 
 @kernel
 def log_positive(targets, first, stop, out):
     r"""``out[(b C + c) S + s]`` = :math:`\log y` where y > 0 (0 elsewhere) for the samples
     ``first`` to ``stop - 1`` of ``targets[N, C, S]``."""
-    _, classes, positions = targets.shape
-    for b in range(stop - first):
-        n = first + b
-        for c in range(classes):
-            row = (b * classes + c) * positions
-            for s in range(positions):
-                out[row + s] = targets[n, c, s]
-    count = (stop - first) * classes * positions
-    for i in range(count):
+    for i in range(copy_block(targets, first, stop, out)):
         y = out[i]
         out[i] = vmath.log(y) if y > 0.0 else 0.0
