@@ -43,9 +43,14 @@ REQUEST_TIMEOUT = 30.0
 
 
 def request(
-    port: int, method: str, path: str, body: bytes | None = None, timeout: float = 5.0
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    timeout: float = 5.0,
+    host: str = "127.0.0.1",
 ) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         headers = {"Content-Type": "application/json"} if body is not None else {}
         connection.request(method, path, body, headers)

@@ -21,7 +21,6 @@ Skips, saying why, unless ``RUN_IMAGE_TESTS=1`` (make image-test) and a Docker e
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import re
@@ -41,6 +40,7 @@ from bench.container import NATIVE_ENV, Service, kernel_times, request_body
 from service.losses.registry import REGISTRY
 from tests.support.mse import MSE_BODY, MSE_EXPECTED
 from tests.support.waiting import wait_for
+from tests.system import cluster
 from tests.system.browser import check_redoc, check_swagger_ui, needs_chromium
 from tests.system.cluster import Load, scoring_requests
 from tests.system.deployment import COMPOSE, compose_environment, grpcurl_calls, seconds
@@ -86,19 +86,9 @@ MSE_ANSWER = {**MSE_EXPECTED, "extras": {}}
 def request(
     host: str, port: int, method: str, path: str, body: object = None, timeout: float = 10.0
 ) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        data = (
-            None
-            if body is None
-            else (body if isinstance(body, bytes) else json.dumps(body).encode())
-        )
-        headers = {"Content-Type": "application/json"} if data is not None else {}
-        connection.request(method, path, data, headers)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
+    """cluster.request at ``host``, a body other than bytes sent as JSON."""
+    data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+    return cluster.request(port, method, path, data, timeout, host=host)
 
 
 def answers(host: str, port: int, path: str) -> bool:
