@@ -44,7 +44,9 @@ async def score(
         # A compressed body's decoded size is unknown until inflated: the heavy lane decodes it.
         heavy = compressed or len(body) >= pipeline.heavy_message_bytes
         watch = partial(watch_disconnect, request.receive)
-        return await pipeline.score(decode, body, holding, heavy=heavy, watch=watch)
+        answer = pipeline.score(decode, body, holding, heavy=heavy, watch=watch)
+        del body  # the pipeline's job holds it, and lets it go once decoded
+        return await answer
     except ServiceError as error:
         return problem_reply(error, inference=inference)
     finally:

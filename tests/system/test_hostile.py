@@ -290,23 +290,29 @@ class TestJsonStructureCannotInflateMemory:
             f"({len(body) / 1e3:.0f} KB sent)"
         )
 
-    def test_a_large_answer_is_never_held_twice(self, served: Served) -> None:
-        """36 MB: mse of 1e6 entries with its gradient (a 22 MB answer), after one such request
-        filled the allocator's pools. The answer is sent in the pieces it was encoded in, so the
-        request's peak growth stays under 0.8x the body (measured 0.56x in three runs; 1.03x
-        when the answer was joined whole before it was sent). Sent after the idle worker gave
-        its memory back (0.5 s), it peaks at 1.70x its body (the performance issue asks <= 3x)."""
+    def test_a_large_request_peaks_under_three_times_its_body(self, served: Served) -> None:
+        """36 MB: mse of 1e6 entries with its gradient (a 22 MB answer), sent once the worker
+        has given the memory of an earlier such request back (its lanes trim after 0.5 s idle),
+        so the figure owes nothing to pools left filled: peak growth <= 3x the body, as the
+        performance issue asks (before it, 6.1x). Measured in 14 runs: 1.72-1.73x in 11, and
+        2.46-2.59x in 3 (where the allocator puts the body, the arrays and the answer varies
+        from run to run). Sent while the pools are still full it peaks lower (0.56-0.68x), but that state
+        depends on timing, so it is not the one checked. That the answer is never joined whole
+        is checked exactly, with tracemalloc, in tests/api/test_answer_pieces.py; that the body
+        is let go once decoded, in tests/api/test_memory.py."""
         predictions = hostile.matrix(1000, 1000, b"0.123456789012345")
         targets = hostile.matrix(1000, 1000, b"0.987654321098765")
         body = hostile.document(predictions=predictions, targets=targets)
         warm = hostile.post_json(served.port, MSE, body, timeout=60)
         assert warm.status == 200, warm.body[:300]
+        hostile.pause(1.0)
+        hostile.settled_rss(served.pid, served.port, at_most=0, within=1.0)
         response, peak = peak_growth(
             served, lambda: hostile.post_json(served.port, MSE, body, timeout=60)
         )
         assert response.status == 200, response.body[:300]
         assert len(response.body) > 20_000_000
-        assert peak <= 0.8 * len(body), f"peak +{peak / MiB:.0f} MiB for {len(body) / 1e6:.0f} MB"
+        assert peak <= 3 * len(body), f"peak +{peak / MiB:.0f} MiB for {len(body) / 1e6:.0f} MB"
 
     def test_in_flight_budget_counts_decoded_bytes(self, served: Served) -> None:
         """A 64 KB gzip body inflating to 64 MB (a valid request padded with spaces) against a
