@@ -41,6 +41,7 @@ import service.losses  # noqa: F401  (registers every loss)
 from bench import numpy_losses
 from service.compute import parallel
 from service.losses.registry import REGISTRY, LossSpec
+from service.ops.memory import tune_allocator
 from service.ops.settings import default_threads
 from service.validation.contracts import Inputs
 
@@ -219,13 +220,21 @@ def main(argv: list[str] | None = None) -> None:
         default=service_threads(),
         help="kernel threads as the service runs (default: the service's, cores / workers)",
     )
+    parser.add_argument(
+        "--losses", nargs="+", metavar="NAME", help="only these losses (default: every loss)"
+    )
     args = parser.parse_args(argv)
     threads = max(1, args.threads)
+    # As in every worker of the service: freed buffers are reused, not handed back and
+    # faulted in again on the next call (without it the first loss timed, mse, paid ~4 ms of
+    # page faults per call on both sides and every ratio moved with the order).
+    tuned = tune_allocator()
     rng = np.random.default_rng(0)
     print(
         f"# kernels vs vectorised NumPy ({platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, numpy {np.__version__}); best of "
-        f">= {args.repeats} interleaved rounds; speed-up = NumPy time / kernel time"
+        f">= {args.repeats} interleaved rounds; speed-up = NumPy time / kernel time; "
+        f"allocator tuned as in the service: {'yes' if tuned else 'no (not glibc)'}"
     )
     print(
         f"# kernel 1T: one thread; kernel {threads}T: as the service runs it, "
@@ -247,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for spec in REGISTRY.values():
-        if not hasattr(numpy_losses, spec.name):
+        if not hasattr(numpy_losses, spec.name) or (args.losses and spec.name not in args.losses):
             continue
         for size in args.sizes:
             predictions, targets = make_inputs(spec, size, rng)

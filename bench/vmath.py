@@ -29,7 +29,9 @@ from service.kernels.jit import JIT_OPTIONS
 NAMES = ("exp", "expm1", "log", "log1p")
 
 
-def _loop(function):
+def elementwise(function):
+    """A loop applying the element function ``function`` to every argument (not cached)."""
+
     @njit(**{**JIT_OPTIONS, "cache": False})
     def run(arguments, out):
         for i in range(arguments.size):
@@ -65,7 +67,7 @@ def _libm_log1p(arguments, out):
 #: The C library's functions over an array (numba compiles ``math.exp`` to a call of libm's).
 LIBM = {"exp": _libm_exp, "expm1": _libm_expm1, "log": _libm_log, "log1p": _libm_log1p}
 #: vmath's functions over an array, in a loop LLVM vectorises as it would a kernel's.
-VMATH = {name: _loop(getattr(vmath, name)) for name in NAMES}
+VMATH = {name: elementwise(getattr(vmath, name)) for name in NAMES}
 NUMPY = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p}
 
 

@@ -14,6 +14,9 @@ from service.kernels import vmath
 from service.kernels.jit import kernel
 from service.kernels.stable import sign
 
+#: The largest finite float64.
+MAX_FLOAT = 1.7976931348623157e308
+
 
 @kernel
 def mse(predictions, targets, scale, losses, gradient):
@@ -80,28 +83,59 @@ def log_cosh(predictions, targets, scale, losses, gradient):
     With :math:`e = \operatorname{expm1}(-2|d|) \in (-1, 0]`: :math:`\log\cosh d = |d| + \log(1
     + e^{-2|d|}) - \log 2 = |d| + \operatorname{log1p}(e/2)` and :math:`\tanh |d| = -e / (2 +
     e)`. ``cosh`` overflows for :math:`|d| > 710`; this form is finite for every finite d,
-    accurate near 0 (expm1), and costs one expm1 and one log1p.
+    accurate near 0 (expm1), and costs one expm1 and one log1p, both on bounded ranges
+    (``vmath``'s moderate forms): e/2 is in [-1/2, 0], and for |d| > 18.5, where e is taken at
+    |d| = 18.5, :math:`e^{-2|d|} < 8.5 \cdot 10^{-17}` is below the loss's last bit (it is over
+    17) and moves tanh by at most an ulp; past 19.1, where tanh rounds to 1, it is 1.
     """
     with_gradient = gradient.size != 0
     for i in range(predictions.size):
         d = predictions[i] - targets[i]
         a = abs(d)
-        e = vmath.expm1(-2.0 * a)
-        losses[i] = a + vmath.log1p(0.5 * e)
+        e = vmath.expm1_moderate(-2.0 * a)
+        losses[i] = a + vmath.log1p_moderate(0.5 * e)
         if with_gradient:
-            gradient[i] = scale[i] * sign(d) * (-e / (2.0 + e))
+            tanh = -e / (2.0 + e) if a < 19.1 else 1.0
+            gradient[i] = scale[i] * sign(d) * tanh
 
 
 @kernel
 def msle(predictions, targets, scale, losses, gradient):
     r"""The loss and gradient of record ``MSLE`` (service/losses/regression.py); p, y > -1 (checked
-    before the kernel runs)."""
+    before the kernel runs).
+
+    :math:`r = \operatorname{log1p}(p) - \operatorname{log1p}(y) = \log\frac{1 + p}{1 + y}` is
+    computed as one ``log1p`` of a quotient: :math:`\operatorname{log1p}(\frac{p - y}{1 + y})`
+    where :math:`1 + p \ge (1 + y)/2`, else :math:`-\operatorname{log1p}(\frac{y - p}{1 + p})`.
+    Either quotient is at least -1/2, where ``log1p`` is well conditioned, so its one rounding
+    moves r by about an ulp; and p close to y no longer cancels (the difference of two
+    ``log1p`` lost up to 1e-10 relative there, measured against mpmath). Half the transcendental
+    work, too. Where a quotient overflows (1 + y or 1 + p near 0 against a huge other value), the
+    entries are done again as the difference of two ``log1p``, which is then far from
+    cancelling."""
     with_gradient = gradient.size != 0
+    overflowed = False
     for i in range(predictions.size):
-        r = vmath.log1p(predictions[i]) - vmath.log1p(targets[i])
+        p = predictions[i]
+        y = targets[i]
+        up = 1.0 + p >= 0.5 * (1.0 + y)
+        quotient = (p - y) / (1.0 + y) if up else (y - p) / (1.0 + p)
+        overflowed |= quotient > MAX_FLOAT
+        magnitude = vmath.log1p(quotient)
+        r = magnitude if up else -magnitude
         losses[i] = r * r
         if with_gradient:
-            gradient[i] = scale[i] * 2.0 * r / (1.0 + predictions[i])
+            gradient[i] = scale[i] * 2.0 * r / (1.0 + p)
+    if overflowed:
+        for i in range(predictions.size):
+            p = predictions[i]
+            y = targets[i]
+            up = 1.0 + p >= 0.5 * (1.0 + y)
+            if ((p - y) / (1.0 + y) if up else (y - p) / (1.0 + p)) > MAX_FLOAT:
+                r = vmath.log1p(p) - vmath.log1p(y)
+                losses[i] = r * r
+                if with_gradient:
+                    gradient[i] = scale[i] * 2.0 * r / (1.0 + p)
 
 
 @kernel

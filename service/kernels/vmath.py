@@ -163,19 +163,23 @@ def exp(x):
 
 
 @element
-def expm1(x):
-    k, r, r_low = _exp_reduce(x)
-    tail = _exp_tail(r, r_low)
-    # -53 <= k <= 52: (2^k - 1) + 2^k r + 2^k tail, with 2^k - 1 exact and the first sum
-    # exact too (TwoSum).
-    k_near = min(max(k, -53), 52)
-    scale = _power_of_two(k_near)
+def _expm1_near(k, r, tail):
+    """(2^k - 1) + 2^k r + 2^k tail for -53 <= k <= 52: 2^k - 1 is exact, and so is the first
+    sum's error (TwoSum)."""
+    scale = _power_of_two(min(max(k, -53), 52))
     offset = scale - 1.0
     shifted_r = scale * r
     near_head = offset + shifted_r
     virtual = near_head - offset
     near_error = (offset - (near_head - virtual)) + (shifted_r - virtual)
-    near = near_head + (near_error + scale * tail)
+    return near_head + (near_error + scale * tail)
+
+
+@element
+def expm1(x):
+    k, r, r_low = _exp_reduce(x)
+    tail = _exp_tail(r, r_low)
+    near = _expm1_near(k, r, tail)
     # Otherwise exp(x) - 1: for k > 52 the 1 is a tail term 2^-k inside the mantissa; for
     # k < -53 it dominates and exp(x) is subtracted from it in one rounding.
     head = 1.0 + r
@@ -186,6 +190,15 @@ def expm1(x):
     far = far if big else far - 1.0
     result = near if (k >= -53) & (k <= 52) else far
     return result if x != 0.0 else x
+
+
+@element
+def expm1_moderate(x):
+    """``expm1`` for -37 <= x <= 36, with its accuracy, and nothing of its other paths (the
+    range keeps -53 <= k <= 52); x beyond is taken at -37 or 36, -inf at -37. For kernels where
+    e^-37 = 8.5e-17 next to -1 is below what they keep (log_cosh)."""
+    k, r, r_low = _exp_reduce(min(max(x, -37.0), 36.0))
+    return _expm1_near(k, r, _exp_tail(r, r_low))
 
 
 @element
@@ -236,3 +249,14 @@ def log1p(x):
     special = -INF if u == 0.0 else special
     result = result if regular else special
     return result if x != 0.0 else x  # the sign of zero (the result on the true side: faster)
+
+
+@element
+def log1p_moderate(x):
+    """``log1p`` for -1/2 <= x <= 1, with its accuracy, without the selects for special values
+    and zeros (both zeros give +0)."""
+    u = 1.0 + x
+    virtual = u - 1.0
+    error = (1.0 - (u - virtual)) + (x - virtual)
+    k, f = _log_split(u)
+    return _log_reduced(k, f + error * _power_of_two(-k))

@@ -14,7 +14,8 @@ import math
 import numpy as np
 import pytest
 
-from bench.vmath import LIBM, NAMES, VMATH, arguments, evaluate, ulp_distance
+from bench.vmath import LIBM, NAMES, VMATH, arguments, elementwise, evaluate, ulp_distance
+from service.kernels import vmath
 
 pytestmark = pytest.mark.compiled  # IEEE inf and NaN, where Python's math raises
 
@@ -179,3 +180,36 @@ def test_nan_and_out_of_domain() -> None:
     assert np.isnan(mine("log1p", [-1.0000000000000002, -2.0, -math.inf, math.nan])).all()
     assert np.isnan(mine("exp", [math.nan, -math.nan])).all()
     assert np.isnan(mine("expm1", [math.nan])).all()
+
+
+def test_the_moderate_forms_are_the_general_ones_on_their_ranges() -> None:
+    """``expm1_moderate`` on [-37, 36] and ``log1p_moderate`` on [-1/2, 1] give the general
+    functions' results to the bit (so their accuracy), over random arguments of every scale in
+    those ranges, their ends and the reduction's boundaries; outside, expm1_moderate takes the
+    argument at -37 or 36."""
+    moderate = {
+        name: elementwise(getattr(vmath, f"{name}_moderate")) for name in ("expm1", "log1p")
+    }
+    rng = np.random.default_rng(36)
+
+    def spread(high: float) -> np.ndarray:  # magnitudes from 1e-300 to high, both signs
+        magnitudes = high * 10.0 ** rng.uniform(-300, 0, 400_000)
+        return np.concatenate([magnitudes, -magnitudes, rng.uniform(-high, high, 200_000)])
+
+    expm1_arguments = np.concatenate(
+        [np.clip(spread(37.0), -37.0, 36.0), [0.5 * math.log(2.0), -0.5 * math.log(2.0)]]
+    )
+    log1p_arguments = np.clip(spread(1.0), -0.5, 1.0)
+    log1p_arguments = log1p_arguments[log1p_arguments != 0.0]
+    log1p_arguments = np.concatenate(
+        [log1p_arguments, [-0.5, 1.0, -0.29289321881345254, 0.41421356237309515]]
+    )
+    for name, values in (("expm1", expm1_arguments), ("log1p", log1p_arguments)):
+        general, got = mine(name, values), evaluate(moderate, name, values)
+        assert got.tolist() == general.tolist(), name
+    outside = np.array([-37.5, -700.0, -math.inf, 40.0])
+    assert (
+        evaluate(moderate, "expm1", outside).tolist()
+        == mine("expm1", [-37.0, -37.0, -37.0, 36.0]).tolist()
+    )
+    assert evaluate(moderate, "log1p", np.array([0.0, -0.0])).tolist() == [0.0, 0.0]
