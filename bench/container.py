@@ -3,6 +3,8 @@
     python -m bench.container --target container=http://127.0.0.1:18000
                               [--target generic=http://127.0.0.1:18001]
                               [--entries 1000000] [--rounds 9] [--losses mse quantile ...]
+    python -m bench.container --numpy [--losses ...]
+
 
 Starts a native ``python -m service`` from this checkout (numba compiling for this machine's
 CPU, the default outside an image) on a free port, then, for every registered loss, sends the
@@ -22,6 +24,11 @@ and the ratio of the best times (best over best: the cleanest view when the mach
 The image's test (tests/system/test_image.py) checks two losses this way; the README's Docker
 section gives this table for every loss. To see what the image's CPU levels buy, add a second
 container run with ``-e NUMBA_CPU_NAME=generic`` (the SSE2 cache every x86-64 can run).
+
+``--numpy``: the requests ask for the gradient too (the kernel computes it), and two more
+columns give vectorised NumPy's time for the same loss and gradient on the same arrays, timed
+in this process after each loss's rounds, over native's kernel time: the kernels as the
+service runs them (its kernel threads) against NumPy, through the service's own metric.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import os
 import re
 import statistics
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,8 +48,9 @@ from urllib.parse import urlsplit
 import numpy as np
 import orjson
 
+from bench import numpy_losses
 from bench.http import free_port, serving
-from bench.kernels import BENCH_PARAMS, make_inputs
+from bench.kernels import BENCH_PARAMS, DASH, make_inputs, numpy_call
 from service.losses.registry import REGISTRY, LossSpec
 
 KERNEL_SUM = re.compile(r'^loss_service_kernel_duration_seconds_sum\{loss="(\w+)"\} (\S+)$', re.M)
@@ -106,17 +115,38 @@ def tiled(example: Mapping[str, Any], entries: int) -> dict[str, Any]:
     return body
 
 
-def request_body(spec: LossSpec, entries: int, rng: np.random.Generator) -> bytes:
-    """A ``/v1/losses/<name>`` body of about ``entries`` prediction entries; cost only."""
+def request_body(
+    spec: LossSpec, entries: int, rng: np.random.Generator, gradient: bool = False
+) -> tuple[bytes, tuple[np.ndarray, np.ndarray] | None]:
+    """A ``/v1/losses/<name>`` body of about ``entries`` prediction entries (cost only, or
+    with the gradient), and its predictions and targets where they are random arrays."""
+    arrays = None
     if spec.family in RANDOM_FAMILIES:
-        predictions, targets = make_inputs(spec, entries, rng)
-        body: dict[str, Any] = {"predictions": predictions, "targets": targets}
+        arrays = make_inputs(spec, entries, rng)
+        body: dict[str, Any] = {"predictions": arrays[0], "targets": arrays[1]}
         if spec.name in BENCH_PARAMS:
             body["params"] = BENCH_PARAMS[spec.name]
     else:
         body = tiled(spec.example, entries)
-    body["include"] = ["cost"]
-    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    body["include"] = ["cost", "gradient"] if gradient else ["cost"]
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), arrays
+
+
+def numpy_seconds(
+    spec: LossSpec, arrays: tuple[np.ndarray, np.ndarray] | None, rounds: int
+) -> tuple[float, float] | None:
+    """Vectorised NumPy's best and median time for the loss and its gradient on ``arrays``
+    (bench/numpy_losses.py), or None where it has no version of the loss."""
+    if arrays is None or not hasattr(numpy_losses, spec.name):
+        return None
+    call = numpy_call(spec, *arrays)
+    call()
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return min(times), statistics.median(times)
 
 
 @dataclass(frozen=True)
@@ -178,28 +208,42 @@ def table(
     entries: int,
     rounds: int,
     write: Callable[[str], None] = print,
+    numpy: bool = False,
 ) -> dict[str, dict[str, tuple[float, float]]]:
-    """Print the table; return each loss's (median ratio, best ratio) per non-native service."""
+    """Print the table; return each loss's (median ratio, best ratio) per non-native service.
+    With ``numpy`` the requests ask for the gradient too, and two more columns give NumPy's
+    time for the loss and its gradient over native's kernel time (medians, and bests)."""
     others = [service.name for service in services[1:]]
     baseline = services[0].name
-    header = " | ".join(f"{name} ms | {name} / native (median, best)" for name in others)
-    write(f"| loss | family | entries | native ms | {header} |")
-    write("|---|---|---:|---:|" + "---:|---:|" * len(others))
+    header = "".join(f" {name} ms | {name} / native (median, best) |" for name in others)
+    extra = " NumPy ms | NumPy / native (median, best) |" if numpy else ""
+    write(f"| loss | family | entries | native ms |{header}{extra}")
+    write("|---|---|---:|---:|" + "---:|---:|" * (len(others) + numpy))
     rng = np.random.default_rng(0)
     found: dict[str, dict[str, tuple[float, float]]] = {}
     for spec in specs:
-        body = request_body(spec, entries, rng)
+        body, arrays = request_body(spec, entries, rng, gradient=numpy)
         times = kernel_times(services, spec.name, body, rounds)
         found[spec.name] = {name: ratios(times, name, baseline) for name in others}
-        cells = " | ".join(
-            f"{times.median(name) * 1e3:.3f} | "
-            f"{found[spec.name][name][0]:.2f}x, {found[spec.name][name][1]:.2f}x"
+        cells = "".join(
+            f" {times.median(name) * 1e3:.3f} | "
+            f"{found[spec.name][name][0]:.2f}x, {found[spec.name][name][1]:.2f}x |"
             for name in others
         )
+        if numpy:
+            measured = numpy_seconds(spec, arrays, rounds)
+            if measured is None:
+                cells += f" {DASH} | {DASH} |"
+            else:
+                best, median = measured
+                cells += (
+                    f" {median * 1e3:.3f} | {median / times.median(baseline):.1f}x, "
+                    f"{best / times.best(baseline):.1f}x |"
+                )
         size = np.asarray(orjson.loads(body)["predictions"], dtype=np.float64).size
         write(
             f"| {spec.name} | {spec.family} | {size:,} | "
-            f"{times.median(baseline) * 1e3:.3f} | {cells} |"
+            f"{times.median(baseline) * 1e3:.3f} |{cells}"
         )
     return found
 
@@ -211,14 +255,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--target",
         action="append",
-        required=True,
+        default=[],
         metavar="NAME=URL",
         help="a running service to compare with native, e.g. container=http://127.0.0.1:8000",
+    )
+    parser.add_argument(
+        "--numpy",
+        action="store_true",
+        help="ask for the gradient too, and compare native's kernel time with NumPy's",
     )
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--losses", nargs="+", help="only these losses (default: every one)")
     args = parser.parse_args(argv)
+    if not args.target and not args.numpy:
+        parser.error("give a --target, or --numpy, or both")
     targets = [service_at(*item.split("=", 1)) for item in args.target]
     specs = [spec for spec in REGISTRY.values() if not args.losses or spec.name in args.losses]
     port = free_port()
@@ -228,7 +279,8 @@ def main(argv: list[str] | None = None) -> None:
             f"interleaved rounds; native: python -m service on this machine "
             f"({os.cpu_count()} cores), ready in {ready:.1f} s"
         )
-        table(specs, [Service("native", "127.0.0.1", port), *targets], args.entries, args.rounds)
+        services = [Service("native", "127.0.0.1", port), *targets]
+        table(specs, services, args.entries, args.rounds, numpy=args.numpy)
 
 
 if __name__ == "__main__":

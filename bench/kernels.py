@@ -39,6 +39,7 @@ import numpy as np
 
 import service.losses  # noqa: F401  (registers every loss)
 from bench import numpy_losses
+from service import reduction as reducing
 from service.compute import parallel
 from service.losses.registry import REGISTRY, LossSpec
 from service.ops.memory import tune_allocator
@@ -140,8 +141,12 @@ def kernel_call(
     n_elements = batch.n_samples * batch.elements_per_sample
     arguments = spec.kernel_arguments(params)
 
+    weights = reducing.weigh(
+        batch.n_samples, batch.elements_per_sample, batch.element_weights, None
+    )
+
     def run() -> object:
-        scale = np.full(n_elements, 1.0 / n_elements)
+        scale = reducing.gradient_scale(weights, "mean")  # as the engine makes it
         losses = np.empty(n_elements)
         gradient = np.empty(batch.gradient_shape)
         if threads is not None:

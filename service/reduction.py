@@ -228,8 +228,10 @@ def column_means(element_losses: np.ndarray, weights: Weights) -> np.ndarray:
     return means
 
 
-def gradient_scale(weights: Weights, reduction: Reduction) -> np.ndarray:
-    """:math:`c_e`, flat over the element grid: what each element's derivative is multiplied by.
+def gradient_scale(weights: Weights, reduction: Reduction) -> np.ndarray | float:
+    """:math:`c_e`, flat over the element grid: what each element's derivative is multiplied by;
+    one number when it is the same for every element (no weights: 1 / W under ``mean``, 1 under
+    ``sum``), which the kernels read as such (:func:`service.kernels.jit.scale_at`).
 
     Under ``mean`` the scaled weights are divided by their total (never multiplied by 1/W,
     which overflows for W below ~5.6e-309 although every weight / W is representable).
@@ -240,10 +242,10 @@ def gradient_scale(weights: Weights, reduction: Reduction) -> np.ndarray:
     else:
         sample, element, total = weights.sample, weights.element, weights.total
     if sample is None and element is None:
-        if reduction == "mean" and total > 0:
-            return np.full(n * k, 1.0 / total)  # = 1 / W, each weight being 1
-        scale = np.ones(n * k)
-    elif element is None:
+        if reduction != "mean":
+            return 1.0
+        return float(1.0 / total) if total > 0 else 0.0  # = 1 / W, each weight being 1
+    if element is None:
         scale = np.repeat(cast(np.ndarray, sample), k)  # (not None: one of the two is set)
     elif sample is None:
         scale = element.copy()

@@ -1,8 +1,9 @@
 """Numba kernels: the numerical core, and nothing else.
 
-Every kernel takes float64 arrays, a per-element gradient ``scale`` and two outputs, and fills
-them in one pass: ``losses`` with the element losses and ``gradient`` with
-``scale * d element_loss / d input`` (a vector-Jacobian product). An empty ``gradient`` means
+Every kernel takes float64 arrays, a per-element gradient ``scale`` (or one number for every
+element: :func:`.jit.scale_at`) and two outputs, and fills them in one pass: ``losses`` with
+the element losses and ``gradient`` with ``scale * d element_loss / d input`` (a
+vector-Jacobian product). An empty ``gradient`` means
 "no gradient wanted". The caller allocates the outputs: an array allocated inside a numba
 kernel costs several times the arithmetic at 1e6 elements (measured: 10 ms against 1.6 ms for
 MSE with its gradient), and the engine may reuse buffers. Kernels import only numpy and numba:

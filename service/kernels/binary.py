@@ -12,7 +12,7 @@ Logit forms use :math:`\log\sigma(x) = -\operatorname{softplus}(-x)` and
 """
 
 from service.kernels import vmath
-from service.kernels.jit import element, kernel
+from service.kernels.jit import element, kernel, scale_at
 from service.kernels.stable import clip, logistic
 
 
@@ -58,7 +58,7 @@ def binary_cross_entropy(
             loss, slope = _bce_probability(predictions[i], _smoothed(targets[i], smoothing), eps)
             losses[i] = loss
             if with_gradient:
-                gradient[i] = scale[i] * slope
+                gradient[i] = scale_at(scale, i) * slope
         return
     period = pos_weight.size
     if period == 1:
@@ -67,7 +67,7 @@ def binary_cross_entropy(
             loss, slope = _bce_logit(predictions[i], _smoothed(targets[i], smoothing), w)
             losses[i] = loss
             if with_gradient:
-                gradient[i] = scale[i] * slope
+                gradient[i] = scale_at(scale, i) * slope
         return
     for start in range(0, n, period):  # n is a whole number of last-axis rows
         for j in range(period):
@@ -77,7 +77,7 @@ def binary_cross_entropy(
             )
             losses[i] = loss
             if with_gradient:
-                gradient[i] = scale[i] * slope
+                gradient[i] = scale_at(scale, i) * slope
 
 
 @element
@@ -139,7 +139,7 @@ def binary_focal(
         loss, slope = _focal_element(u, bce, du, dbce, y, gamma, use_alpha, alpha, modulating)
         losses[i] = loss
         if with_gradient:
-            gradient[i] = scale[i] * slope
+            gradient[i] = scale_at(scale, i) * slope
 
 
 @kernel
@@ -157,7 +157,7 @@ def hinge(predictions, targets, scale, losses, gradient, margin):
             losses[i] = 0.0
             slope = 0.0
         if with_gradient:
-            gradient[i] = scale[i] * slope
+            gradient[i] = scale_at(scale, i) * slope
 
 
 @kernel
@@ -169,4 +169,4 @@ def squared_hinge(predictions, targets, scale, losses, gradient, margin):
         h = max(margin - t * predictions[i], 0.0)
         losses[i] = h * h
         if with_gradient:
-            gradient[i] = scale[i] * -2.0 * t * h
+            gradient[i] = scale_at(scale, i) * -2.0 * t * h

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from service.kernels.jit import kernel
+from service.kernels.jit import kernel, scale_at
 
 IOU, GIOU, DIOU, CIOU = 0, 1, 2, 3
 XYXY, XYWH, CXCYWH = 0, 1, 2
@@ -122,7 +122,7 @@ def box_iou(predictions, targets, scale, losses, gradient, variant, box_format, 
                         g[k] += (2.0 * v * d_v[k] * q - v * v * d_q) / q**2
         losses[i] = loss
         if with_gradient:
-            s = scale[i]
+            s = scale_at(scale, i)
             if box_format == XYXY:
                 gradient[4 * i] = s * g[0]
                 gradient[4 * i + 1] = s * g[1]

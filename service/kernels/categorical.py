@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from service.kernels import blocks
-from service.kernels.jit import kernel
+from service.kernels.jit import kernel, scale_at
 from service.kernels.stable import clip
 
 
@@ -56,16 +56,18 @@ def categorical_cross_entropy(
                         for c in range(classes):
                             y = targets[n, c, s] * (1.0 - smoothing) + smoothing / classes
                             q = values[at + c * positions] / total
-                            gradient[(n * classes + c) * positions + s] = scale[element] * (
-                                q * target_sum - y
-                            )
+                            gradient[(n * classes + c) * positions + s] = scale_at(
+                                scale, element
+                            ) * (q * target_sum - y)
                 else:
                     for c in range(classes):
                         y = targets[n, c, s] * (1.0 - smoothing) + smoothing / classes
                         loss -= y * values[at + c * positions]
                         if with_gradient:
                             q = clip(predictions[n, c, s], eps, 1.0 - eps)
-                            gradient[(n * classes + c) * positions + s] = scale[element] * (-y / q)
+                            gradient[(n * classes + c) * positions + s] = scale_at(
+                                scale, element
+                            ) * (-y / q)
                 losses[element] = loss
 
 
@@ -109,7 +111,9 @@ def sparse_categorical_cross_entropy(
                         loss += y * (z - predictions[n, c, s])
                         if with_gradient:
                             q = values[at + c * positions] / total
-                            gradient[(n * classes + c) * positions + s] = scale[element] * (q - y)
+                            gradient[(n * classes + c) * positions + s] = scale_at(
+                                scale, element
+                            ) * (q - y)
                 else:
                     for c in range(classes):
                         y = on_target if c == label else off_target
@@ -117,7 +121,9 @@ def sparse_categorical_cross_entropy(
                             loss -= y * values[at + c * positions]
                         if with_gradient:
                             q = clip(predictions[n, c, s], eps, 1.0 - eps)
-                            gradient[(n * classes + c) * positions + s] = scale[element] * (-y / q)
+                            gradient[(n * classes + c) * positions + s] = scale_at(
+                                scale, element
+                            ) * (-y / q)
                 losses[element] = loss
 
 
@@ -178,7 +184,7 @@ def categorical_focal(
                         for c in range(classes):
                             q = values[at + c * positions] / total
                             gradient[(n * classes + c) * positions + s] = (
-                                scale[element] * -alpha * (terms[c] - q * weighted_sum)
+                                scale_at(scale, element) * -alpha * (terms[c] - q * weighted_sum)
                             )
                 else:
                     for c in range(classes):
@@ -191,7 +197,7 @@ def categorical_focal(
                         if with_gradient:
                             term = focus * (1.0 - gamma * q * log_q / complement)
                             gradient[(n * classes + c) * positions + s] = (
-                                scale[element] * -alpha * y * term / q
+                                scale_at(scale, element) * -alpha * y * term / q
                             )
                 losses[element] = loss
 
@@ -225,7 +231,7 @@ def categorical_hinge(predictions, targets, scale, losses, gradient):
                         slope = -targets[n, c, s]
                         if c == top:
                             slope += 1.0 - targets[n, c, s]
-                    gradient[(n * classes + c) * positions + s] = scale[element] * slope
+                    gradient[(n * classes + c) * positions + s] = scale_at(scale, element) * slope
 
 
 @kernel
@@ -266,7 +272,9 @@ def kl_divergence(predictions, targets, scale, losses, gradient, from_logits, ep
                             slope = values[at + c * positions] / total * target_sum - y
                         else:
                             slope = -y / clip(predictions[n, c, s], eps, 1.0 - eps)
-                        gradient[(n * classes + c) * positions + s] = scale[element] * slope
+                        gradient[(n * classes + c) * positions + s] = (
+                            scale_at(scale, element) * slope
+                        )
 
 
 @kernel
@@ -295,6 +303,6 @@ def multi_margin(predictions, labels, scale, losses, gradient, margin, power):
                     loss += h
                     slope = 1.0 / classes
                 if with_gradient:
-                    gradient[n * classes + j] += scale[n] * slope
-                    gradient[n * classes + label] -= scale[n] * slope
+                    gradient[n * classes + j] += scale_at(scale, n) * slope
+                    gradient[n * classes + label] -= scale_at(scale, n) * slope
         losses[n] = loss / classes

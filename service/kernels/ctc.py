@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from service.kernels.jit import kernel
+from service.kernels.jit import kernel, scale_at
 from service.kernels.stable import clip
 
 NEGATIVE_INFINITY = -math.inf
@@ -121,7 +121,7 @@ def ctc(
                 if s + 2 < size and extended[s] != blank and extended[s] != extended[s + 2]:
                     total = _log_add(total, beta[t + 1, s + 2])
                 beta[t, s] = total + log_y[t, extended[s]] if total != NEGATIVE_INFINITY else total
-        factor = scale[n] / norm
+        factor = scale_at(scale, n) / norm
         for t in range(frames):
             for c in range(classes):
                 occupancy[c] = 0.0

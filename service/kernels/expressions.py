@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from service.kernels.jit import kernel
+from service.kernels.jit import kernel, scale_at
 from service.kernels.stable import sigmoid, softplus
 
 #: Elements per block: the registers of a block stay in the L1/L2 cache.
@@ -229,4 +229,4 @@ def evaluate(
             losses[start + j] = registers[value_register, j]
         if with_gradient:
             for j in range(width):
-                gradient[start + j] = scale[start + j] * registers[slope_register, j]
+                gradient[start + j] = scale_at(scale, start + j) * registers[slope_register, j]

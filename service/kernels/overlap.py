@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from service.kernels.jit import kernel
+from service.kernels.jit import kernel, scale_at
 from service.kernels.stable import sigmoid
 
 NONE, SIGMOID, SOFTMAX = 0, 1, 2
@@ -102,9 +102,9 @@ def dice(predictions, targets, scale, losses, gradient, activation, smooth, squa
             losses[n * classes + c] = 1.0 - (2.0 * intersection + smooth) / denominator
             e = n * classes + c
             if gradient.size != 0:
-                slopes[n, c, 0] = scale[e] * -2.0 / denominator
+                slopes[n, c, 0] = scale_at(scale, e) * -2.0 / denominator
                 if raw > eps:
-                    slopes[n, c, 1] = scale[e] * (2.0 * intersection + smooth) / raw**2
+                    slopes[n, c, 1] = scale_at(scale, e) * (2.0 * intersection + smooth) / raw**2
     if gradient.size != 0:
         _backward(q, targets, slopes, activation, squared, gradient)
 
@@ -125,12 +125,12 @@ def jaccard(predictions, targets, scale, losses, gradient, activation, smooth, s
             if raw > eps:
                 losses[e] = 1.0 - (intersection + smooth) / raw
                 if gradient.size != 0:
-                    slopes[n, c, 0] = scale[e] * -(raw + intersection + smooth) / raw**2
-                    slopes[n, c, 1] = scale[e] * (intersection + smooth) / raw**2
+                    slopes[n, c, 0] = scale_at(scale, e) * -(raw + intersection + smooth) / raw**2
+                    slopes[n, c, 1] = scale_at(scale, e) * (intersection + smooth) / raw**2
             else:
                 losses[e] = 1.0 - (intersection + smooth) / eps
                 if gradient.size != 0:
-                    slopes[n, c, 0] = scale[e] * -1.0 / eps
+                    slopes[n, c, 0] = scale_at(scale, e) * -1.0 / eps
     if gradient.size != 0:
         _backward(q, targets, slopes, activation, squared, gradient)
 
@@ -166,7 +166,7 @@ def tversky(
                 else:
                     d_i = 1.0 / eps
                     d_p = 0.0
-                slopes[n, c, 0] = scale[e] * slope_t * d_i
-                slopes[n, c, 1] = scale[e] * slope_t * d_p
+                slopes[n, c, 0] = scale_at(scale, e) * slope_t * d_i
+                slopes[n, c, 1] = scale_at(scale, e) * slope_t * d_p
     if gradient.size != 0:
         _backward(q, targets, slopes, activation, False, gradient)

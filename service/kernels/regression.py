@@ -11,7 +11,7 @@ At a kink the derivative is 0.
 """
 
 from service.kernels import vmath
-from service.kernels.jit import kernel
+from service.kernels.jit import kernel, scale_at
 from service.kernels.stable import sign
 
 #: The largest finite float64.
@@ -26,7 +26,7 @@ def mse(predictions, targets, scale, losses, gradient):
         d = predictions[i] - targets[i]
         losses[i] = d * d
         if with_gradient:
-            gradient[i] = scale[i] * 2.0 * d
+            gradient[i] = scale_at(scale, i) * 2.0 * d
 
 
 @kernel
@@ -37,7 +37,7 @@ def mae(predictions, targets, scale, losses, gradient):
         d = predictions[i] - targets[i]
         losses[i] = abs(d)
         if with_gradient:
-            gradient[i] = scale[i] * sign(d)
+            gradient[i] = scale_at(scale, i) * sign(d)
 
 
 @kernel
@@ -55,7 +55,7 @@ def huber(predictions, targets, scale, losses, gradient, delta):
             losses[i] = delta * (a - 0.5 * delta)
             slope = delta * sign(d)
         if with_gradient:
-            gradient[i] = scale[i] * slope
+            gradient[i] = scale_at(scale, i) * slope
 
 
 @kernel
@@ -73,7 +73,7 @@ def smooth_l1(predictions, targets, scale, losses, gradient, beta):
             losses[i] = a - 0.5 * beta
             slope = sign(d)
         if with_gradient:
-            gradient[i] = scale[i] * slope
+            gradient[i] = scale_at(scale, i) * slope
 
 
 @kernel
@@ -96,7 +96,7 @@ def log_cosh(predictions, targets, scale, losses, gradient):
         losses[i] = a + vmath.log1p_moderate(0.5 * e)
         if with_gradient:
             tanh = -e / (2.0 + e) if a < 19.1 else 1.0
-            gradient[i] = scale[i] * sign(d) * tanh
+            gradient[i] = scale_at(scale, i) * sign(d) * tanh
 
 
 @kernel
@@ -125,7 +125,7 @@ def msle(predictions, targets, scale, losses, gradient):
         r = magnitude if up else -magnitude
         losses[i] = r * r
         if with_gradient:
-            gradient[i] = scale[i] * 2.0 * r / (1.0 + p)
+            gradient[i] = scale_at(scale, i) * 2.0 * r / (1.0 + p)
     if overflowed:
         for i in range(predictions.size):
             p = predictions[i]
@@ -135,7 +135,7 @@ def msle(predictions, targets, scale, losses, gradient):
                 r = vmath.log1p(p) - vmath.log1p(y)
                 losses[i] = r * r
                 if with_gradient:
-                    gradient[i] = scale[i] * 2.0 * r / (1.0 + p)
+                    gradient[i] = scale_at(scale, i) * 2.0 * r / (1.0 + p)
 
 
 @kernel
@@ -147,7 +147,7 @@ def mape(predictions, targets, scale, losses, gradient, eps):
         denominator = max(abs(targets[i]), eps)
         losses[i] = 100.0 * abs(d) / denominator
         if with_gradient:
-            gradient[i] = scale[i] * 100.0 * sign(d) / denominator
+            gradient[i] = scale_at(scale, i) * 100.0 * sign(d) / denominator
 
 
 @kernel
@@ -167,7 +167,7 @@ def quantile(predictions, targets, scale, losses, gradient, q):
             losses[i] = 0.0
             slope = 0.0
         if with_gradient:
-            gradient[i] = scale[i] * slope
+            gradient[i] = scale_at(scale, i) * slope
 
 
 @kernel
@@ -186,4 +186,4 @@ def poisson_nll(predictions, targets, scale, losses, gradient, log_input, eps):
             losses[i] = p - y * vmath.log(p + eps)
             slope = 1.0 - y / (p + eps)
         if with_gradient:
-            gradient[i] = scale[i] * slope
+            gradient[i] = scale_at(scale, i) * slope

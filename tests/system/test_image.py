@@ -305,7 +305,7 @@ def test_kernel_time_in_the_container_is_within_10_percent_of_native(
         rng = np.random.default_rng(0)
         times = {
             loss: kernel_times(
-                services, loss, request_body(REGISTRY[loss], KERNEL_ENTRIES, rng), KERNEL_ROUNDS
+                services, loss, request_body(REGISTRY[loss], KERNEL_ENTRIES, rng)[0], KERNEL_ROUNDS
             )
             for loss in KERNEL_LOSSES
         }
