@@ -114,6 +114,23 @@ def _focal_element(u, bce, du, dbce, y, gamma, use_alpha, alpha, modulating):
     return weight * modulating * bce, weight * (modulating * dbce + first)
 
 
+@element
+def _focal_parts(prediction, y, from_logits, eps):
+    if from_logits:
+        return _focal_parts_logit(prediction, y)
+    return _focal_parts_probability(prediction, y, eps)
+
+
+@element
+def _focal_store(losses, gradient, scale, i, parts, y, gamma, use_alpha, alpha, modulating):
+    """Write element i's loss (and slope, when the gradient is wanted) from its parts."""
+    u, bce, du, dbce = parts
+    loss, slope = _focal_element(u, bce, du, dbce, y, gamma, use_alpha, alpha, modulating)
+    losses[i] = loss
+    if gradient.size != 0:
+        gradient[i] = scale_at(scale, i) * slope
+
+
 @kernel
 def binary_focal(
     predictions, targets, scale, losses, gradient, from_logits, gamma, use_alpha, alpha, eps
@@ -124,22 +141,22 @@ def binary_focal(
     :math:`\gamma u^{\gamma - 1} u' b` is computed as :math:`\gamma u^\gamma (u'/u) b` and taken
     as 0 where :math:`\gamma = 0` or :math:`u = 0` (its limit), so :math:`\gamma < 1` stays
     finite at saturated logits; for logits :math:`u' = (1 - 2y)\sigma(x)\sigma(-x)`. The
-    default :math:`\gamma = 2` is :math:`u^2` (no ``pow`` call): a choice fixed for the whole
-    loop, which LLVM takes out of it, so that loop vectorises.
+    default :math:`\gamma = 2` is :math:`u^2`, in a loop of its own: a loop with a ``pow`` call
+    in it never vectorises, and LLVM left the choice inside one loop (18 ms against 5.7 ms at
+    1e6 entries, one thread).
     """
-    with_gradient = gradient.size != 0
-    square = gamma == 2.0
-    for i in range(predictions.size):
-        y = targets[i]
-        if from_logits:
-            u, bce, du, dbce = _focal_parts_logit(predictions[i], y)
-        else:
-            u, bce, du, dbce = _focal_parts_probability(predictions[i], y, eps)
-        modulating = u * u if square else u**gamma
-        loss, slope = _focal_element(u, bce, du, dbce, y, gamma, use_alpha, alpha, modulating)
-        losses[i] = loss
-        if with_gradient:
-            gradient[i] = scale_at(scale, i) * slope
+    if gamma == 2.0:
+        for i in range(predictions.size):
+            y = targets[i]
+            parts = _focal_parts(predictions[i], y, from_logits, eps)
+            u = parts[0]
+            _focal_store(losses, gradient, scale, i, parts, y, gamma, use_alpha, alpha, u * u)
+    else:
+        for i in range(predictions.size):
+            y = targets[i]
+            parts = _focal_parts(predictions[i], y, from_logits, eps)
+            u = parts[0]
+            _focal_store(losses, gradient, scale, i, parts, y, gamma, use_alpha, alpha, u**gamma)
 
 
 @kernel
