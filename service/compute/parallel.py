@@ -5,8 +5,9 @@ Every kernel is compiled ``nogil`` and every array it receives has a leading axi
 ``predictions[U, ...]``, ``labels[U, ...]``, ``losses[U * r]``, ``scale[U * r]``,
 ``gradient[U * r']`` (``scale`` may also be one number for every element). Units are
 independent, so a call over units ``[0, U)`` equals the calls over ``[a, b)`` chunks, each on
-slices (views, no copies) of every array. Small calls (under
-``THRESHOLD`` prediction entries) stay serial: a thread hand-off costs more than they do.
+slices (views, no copies) of every array. Small calls (under ``THRESHOLD`` prediction
+entries) stay serial: a thread hand-off costs more than they do. A split call runs in the
+calling thread and ``threads - 1`` helpers of a pool, which take its chunks in turn.
 
 This reaches both cores without numba's parallel threading layers: ``workqueue`` aborts the
 process when two threads run parallel kernels at once, and ``omp`` / ``tbb`` would add a native
