@@ -12,11 +12,9 @@ Probabilities are clipped, :math:`q_c = \operatorname{clip}(p_c, \epsilon, 1 - \
 and derivatives are evaluated at the clipped value.
 """
 
-import math
-
 import numpy as np
 
-from service.kernels import blocks
+from service.kernels import blocks, vmath
 from service.kernels.jit import kernel, scale_at
 from service.kernels.stable import clip
 
@@ -164,14 +162,15 @@ def categorical_focal(
                         if c != top:
                             rest += values[at + c * positions]
                     total = 1.0 + rest  # e^0 for the top class, exactly
-                    log_total = math.log1p(rest)
+                    inverse = 1.0 / total  # one division per position, not one per class
+                    log_total = vmath.log1p(rest)
                     weighted_sum = 0.0
                     for c in range(classes):
                         y = targets[n, c, s]
                         log_q = predictions[n, c, s] - peak - log_total
-                        q = values[at + c * positions] / total
+                        q = values[at + c * positions] * inverse
                         if c == top:
-                            complement = rest / total
+                            complement = rest * inverse
                             ratio = -log_total * total / rest if rest > 0.0 else -1.0
                         else:
                             complement = 1.0 - q
@@ -182,7 +181,7 @@ def categorical_focal(
                         weighted_sum += terms[c]
                     if with_gradient:
                         for c in range(classes):
-                            q = values[at + c * positions] / total
+                            q = values[at + c * positions] * inverse
                             gradient[(n * classes + c) * positions + s] = (
                                 scale_at(scale, element) * -alpha * (terms[c] - q * weighted_sum)
                             )
