@@ -55,7 +55,10 @@ class Pieces:
             yield b"".join(group)
 
     def __bytes__(self) -> bytes:
-        return b"".join(self.batches())
+        """The whole answer in one buffer, joined once from the pieces, which are let go."""
+        whole = b"".join(self._pieces)
+        self._pieces.clear()
+        return whole
 
 
 @dataclass(frozen=True, slots=True)

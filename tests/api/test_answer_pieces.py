@@ -75,7 +75,7 @@ def test_a_large_answer_is_sent_batch_by_batch_and_never_joined() -> None:
 
 def test_the_measure_sees_an_answer_joined_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     """Joined before it is sent (as answers up to ``ONE_WRITE_BYTES`` are), the same measure
-    grows by the answer at least once (measured: twice, the batches and their join)."""
+    grows by the answer at least once (measured: once, the join)."""
     monkeypatch.setattr(http, "ONE_WRITE_BYTES", 1 << 40)
     pieces, digest = answer_pieces(SIZE)
     messages, peak = send_traced(Reply(200, pieces))
