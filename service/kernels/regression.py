@@ -84,16 +84,16 @@ def log_cosh(predictions, targets, scale, losses, gradient):
     + e^{-2|d|}) - \log 2 = |d| + \operatorname{log1p}(e/2)` and :math:`\tanh |d| = -e / (2 +
     e)`. ``cosh`` overflows for :math:`|d| > 710`; this form is finite for every finite d,
     accurate near 0 (expm1), and costs one expm1 and one log1p, both on bounded ranges
-    (``vmath``'s moderate forms): e/2 is in [-1/2, 0], and for |d| > 18.5, where e is taken at
-    |d| = 18.5, :math:`e^{-2|d|} < 8.5 \cdot 10^{-17}` is below the loss's last bit (it is over
-    17) and moves tanh by at most an ulp; past 19.1, where tanh rounds to 1, it is 1.
+    (``vmath.expm1_moderate``, and ``log1p_half`` for e in [-1, 0]); for |d| > 18.5, where e is
+    taken at |d| = 18.5, :math:`e^{-2|d|} < 8.5 \cdot 10^{-17}` is below the loss's last bit (it
+    is over 17) and moves tanh by at most an ulp; past 19.1, where tanh rounds to 1, it is 1.
     """
     with_gradient = gradient.size != 0
     for i in range(predictions.size):
         d = predictions[i] - targets[i]
         a = abs(d)
         e = vmath.expm1_moderate(-2.0 * a)
-        losses[i] = a + vmath.log1p_moderate(0.5 * e)
+        losses[i] = a + vmath.log1p_half(e)
         if with_gradient:
             tanh = -e / (2.0 + e) if a < 19.1 else 1.0
             gradient[i] = scale_at(scale, i) * sign(d) * tanh

@@ -36,13 +36,18 @@ are documented to 4 ulp, and a cached kernel would need libmvec loaded before it
 5.5x (expm1), 2.6x (log), 7.0x (log1p); NumPy's own SIMD ufuncs stay 1.4-1.7x faster than
 these alone, so a kernel wins by fusing its passes, not on the function.
 
-No ``fastmath``: LLVM's ``contract`` (FMA) made exp and log ~25 % faster on this AVX-512 host, but
-the results would then differ by CPU level; these give the same bits at every level.
+The polynomials' steps are ``jit.muladd``: one fused multiply-add where the CPU has FMA (every
+x86-64-v3 or v4 CPU), a product and a sum elsewhere. log-cosh on 1e6 entries, one thread: 4.3 ->
+3.4 ms. So the image's levels with FMA give the same bits, and those without it (``generic``,
+``x86-64-v2``) can differ from them in the last bit, both within 1 ulp of libm
+(tests/kernels/test_fma_levels.py runs every level). LLVM's ``contract`` flag instead would fuse
+wherever a product and its sum land in one basic block, which differs between a loop's
+vectorised body and its remainder: the same entry's bits would depend on its position.
 """
 
 import numpy as np
 
-from service.kernels.jit import element
+from service.kernels.jit import element, muladd
 
 INF = np.inf
 NAN = np.nan
@@ -87,6 +92,8 @@ LG7 = 1.479819860511658591e-01
 SQRT_HALF_BITS = 0x3FE6A09E667F3BCD
 EXPONENT_MASK = -(1 << MANTISSA_BITS)  # 0xfff0000000000000: sign and exponent bits
 MIN_NORMAL = 2.2250738585072014e-308
+#: ~sqrt(2)/2, the double of SQRT_HALF_BITS.
+SQRT_HALF = 0.7071067811865476
 TWO_54 = 18014398509481984.0
 
 
@@ -127,6 +134,12 @@ def _exp_reduce(x):
     """(k, r, r_low) with x = k ln2 + r + r_low, |r| <= ~ln2/2, r_low the rounding error of r."""
     x = EXP_HIGH if x > EXP_HIGH else x  # NaN passes both
     x = EXP_LOW if x < EXP_LOW else x
+    return _exp_reduce_in_range(x)
+
+
+@element
+def _exp_reduce_in_range(x):
+    """:func:`_exp_reduce` for x in [EXP_LOW, EXP_HIGH] (or NaN)."""
     shifted = x * INV_LN2 + SHIFTER
     k = _bits(shifted) - SHIFTER_BITS
     k_float = shifted - SHIFTER
@@ -139,18 +152,18 @@ def _exp_reduce(x):
 @element
 def _exp_tail(r, r_low):
     """exp(r + r_low) - 1 - r, to a small relative error."""
-    polynomial = EXP_12 + r * EXP_13
-    polynomial = EXP_11 + r * polynomial
-    polynomial = EXP_10 + r * polynomial
-    polynomial = EXP_9 + r * polynomial
-    polynomial = EXP_8 + r * polynomial
-    polynomial = EXP_7 + r * polynomial
-    polynomial = EXP_6 + r * polynomial
-    polynomial = EXP_5 + r * polynomial
-    polynomial = EXP_4 + r * polynomial
-    polynomial = EXP_3 + r * polynomial
-    polynomial = EXP_2 + r * polynomial
-    return r_low + r * r * polynomial
+    polynomial = muladd(r, EXP_13, EXP_12)
+    polynomial = muladd(r, polynomial, EXP_11)
+    polynomial = muladd(r, polynomial, EXP_10)
+    polynomial = muladd(r, polynomial, EXP_9)
+    polynomial = muladd(r, polynomial, EXP_8)
+    polynomial = muladd(r, polynomial, EXP_7)
+    polynomial = muladd(r, polynomial, EXP_6)
+    polynomial = muladd(r, polynomial, EXP_5)
+    polynomial = muladd(r, polynomial, EXP_4)
+    polynomial = muladd(r, polynomial, EXP_3)
+    polynomial = muladd(r, polynomial, EXP_2)
+    return muladd(r * r, polynomial, r_low)
 
 
 @element
@@ -165,8 +178,14 @@ def exp(x):
 @element
 def _expm1_near(k, r, tail):
     """(2^k - 1) + 2^k r + 2^k tail for -53 <= k <= 52: 2^k - 1 is exact, and so is the first
-    sum's error (TwoSum)."""
-    scale = _power_of_two(min(max(k, -53), 52))
+    sum's error (TwoSum). Other k give something finite, unused."""
+    return _expm1_near_in_range(min(max(k, -53), 52), r, tail)
+
+
+@element
+def _expm1_near_in_range(k, r, tail):
+    """:func:`_expm1_near` for -53 <= k <= 52."""
+    scale = _power_of_two(k)
     offset = scale - 1.0
     shifted_r = scale * r
     near_head = offset + shifted_r
@@ -197,8 +216,8 @@ def expm1_moderate(x):
     """``expm1`` for -37 <= x <= 36, with its accuracy, and nothing of its other paths (the
     range keeps -53 <= k <= 52); x beyond is taken at -37 or 36, -inf at -37. For kernels where
     e^-37 = 8.5e-17 next to -1 is below what they keep (log_cosh)."""
-    k, r, r_low = _exp_reduce(min(max(x, -37.0), 36.0))
-    return _expm1_near(k, r, _exp_tail(r, r_low))
+    k, r, r_low = _exp_reduce_in_range(min(max(x, -37.0), 36.0))
+    return _expm1_near_in_range(k, r, _exp_tail(r, r_low))
 
 
 @element
@@ -215,14 +234,20 @@ def _log_split(u):
 def _log_reduced(k, f):
     """k ln2 + log1p(f) for |f| <= ~0.42 (fdlibm's form: s = f / (2 + f),
     log1p(f) = f - f^2/2 + s (f^2/2 + R(s^2)))."""
-    k_float = _small_int_to_float(k)
+    return _log_reduced_float(_small_int_to_float(k), f)
+
+
+@element
+def _log_reduced_float(k_float, f):
+    """:func:`_log_reduced` with k as a float."""
     s = f / (2.0 + f)
     s2 = s * s
     s4 = s2 * s2
-    even = s4 * (LG2 + s4 * (LG4 + s4 * LG6))
-    odd = s2 * (LG1 + s4 * (LG3 + s4 * (LG5 + s4 * LG7)))
+    even = s4 * muladd(s4, muladd(s4, LG6, LG4), LG2)
+    odd = s2 * muladd(s4, muladd(s4, muladd(s4, LG7, LG5), LG3), LG1)
     half_f2 = 0.5 * f * f
-    return k_float * LN2_HI - ((half_f2 - (s * (half_f2 + (odd + even)) + k_float * LN2_LO)) - f)
+    correction = muladd(s, half_f2 + (odd + even), k_float * LN2_LO)
+    return muladd(k_float, LN2_HI, f - (half_f2 - correction))  # k * LN2_HI is exact
 
 
 @element
@@ -252,11 +277,11 @@ def log1p(x):
 
 
 @element
-def log1p_moderate(x):
-    """``log1p`` for -1/2 <= x <= 1, with its accuracy, without the selects for special values
-    and zeros (both zeros give +0)."""
-    u = 1.0 + x
-    virtual = u - 1.0
-    error = (1.0 - (u - virtual)) + (x - virtual)
-    k, f = _log_split(u)
-    return _log_reduced(k, f + error * _power_of_two(-k))
+def log1p_half(e):
+    """``log1p(e / 2)`` for -1 <= e <= 0 (e an ``expm1`` of a non-positive number: log-cosh),
+    to the bit, without its general steps: 1 + e/2 = 2^k (1 + f) has k = 0 and f = e/2 where
+    1 + e/2 rounds to sqrt(2)/2 or more (the general split's boundary), else k = -1 and f = 1 +
+    e, exact by Sterbenz's lemma (e in [-1, -1/2]). So no TwoSum, no split from the bits and no
+    integer k."""
+    low = 1.0 + 0.5 * e < SQRT_HALF
+    return _log_reduced_float(-1.0 if low else 0.0, 1.0 + e if low else 0.5 * e)

@@ -183,13 +183,12 @@ def test_nan_and_out_of_domain() -> None:
 
 
 def test_the_moderate_forms_are_the_general_ones_on_their_ranges() -> None:
-    """``expm1_moderate`` on [-37, 36] and ``log1p_moderate`` on [-1/2, 1] give the general
-    functions' results to the bit (so their accuracy), over random arguments of every scale in
-    those ranges, their ends and the reduction's boundaries; outside, expm1_moderate takes the
-    argument at -37 or 36."""
-    moderate = {
-        name: elementwise(getattr(vmath, f"{name}_moderate")) for name in ("expm1", "log1p")
-    }
+    """``expm1_moderate`` on [-37, 36] gives the general function's results to the bit (so its
+    accuracy), and ``log1p_half(e)`` gives ``log1p(e / 2)``'s for e in [-1, 0], over random
+    arguments of every scale in those ranges, their ends and the reduction's boundaries;
+    outside, expm1_moderate takes the argument at -37 or 36."""
+    expm1_moderate = {"expm1": elementwise(vmath.expm1_moderate)}
+    log1p_half = {"log1p": elementwise(vmath.log1p_half)}
     rng = np.random.default_rng(36)
 
     def spread(high: float) -> np.ndarray:  # magnitudes from 1e-300 to high, both signs
@@ -199,17 +198,18 @@ def test_the_moderate_forms_are_the_general_ones_on_their_ranges() -> None:
     expm1_arguments = np.concatenate(
         [np.clip(spread(37.0), -37.0, 36.0), [0.5 * math.log(2.0), -0.5 * math.log(2.0)]]
     )
-    log1p_arguments = np.clip(spread(1.0), -0.5, 1.0)
-    log1p_arguments = log1p_arguments[log1p_arguments != 0.0]
-    log1p_arguments = np.concatenate(
-        [log1p_arguments, [-0.5, 1.0, -0.29289321881345254, 0.41421356237309515]]
+    got = evaluate(expm1_moderate, "expm1", expm1_arguments)
+    assert got.tolist() == mine("expm1", expm1_arguments).tolist()
+    # e in [-1, 0], and around -0.5857864376269049 = 2 (sqrt(2)/2 - 1), where 1 + e/2 crosses
+    # the split's boundary: every double within 2,000 ulps of it
+    boundary = -0.5857864376269049 + np.arange(-2000, 2001) * 2.0**-53
+    halves = np.concatenate(
+        [-np.abs(spread(1.0)).clip(0.0, 1.0), boundary, [-1.0, -0.5, 0.0, -5e-324]]
     )
-    for name, values in (("expm1", expm1_arguments), ("log1p", log1p_arguments)):
-        general, got = mine(name, values), evaluate(moderate, name, values)
-        assert got.tolist() == general.tolist(), name
+    got = evaluate(log1p_half, "log1p", halves)
+    assert got.tolist() == mine("log1p", 0.5 * halves).tolist()
     outside = np.array([-37.5, -700.0, -math.inf, 40.0])
     assert (
-        evaluate(moderate, "expm1", outside).tolist()
+        evaluate(expm1_moderate, "expm1", outside).tolist()
         == mine("expm1", [-37.0, -37.0, -37.0, 36.0]).tolist()
     )
-    assert evaluate(moderate, "log1p", np.array([0.0, -0.0])).tolist() == [0.0, 0.0]
