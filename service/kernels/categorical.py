@@ -136,7 +136,9 @@ def categorical_focal(
     For logits, :math:`1 - q_c` of the largest class is summed from the other classes (no
     cancellation as :math:`q_c \to 1`), and :math:`\log q_c / (1 - q_c)` is evaluated there as
     :math:`-\operatorname{log1p}(r)(1 + r)/r` (r = the others' share; -1 in the limit r = 0), so
-    one power per class suffices and nothing overflows for :math:`\gamma < 1`.
+    one power per class suffices and nothing overflows for :math:`\gamma < 1`. For
+    :math:`\gamma = 2` (the default) the gradient's term needs no division at all:
+    :math:`(1 - q)^2 (1 - 2 q \log q / (1 - q)) = (1 - q)(1 - q - 2 q \log q)`.
     """
     samples, classes, positions = predictions.shape
     with_gradient = gradient.size != 0
@@ -165,20 +167,32 @@ def categorical_focal(
                     inverse = 1.0 / total  # one division per position, not one per class
                     log_total = vmath.log1p(rest)
                     weighted_sum = 0.0
-                    for c in range(classes):
-                        y = targets[n, c, s]
-                        log_q = predictions[n, c, s] - peak - log_total
-                        q = values[at + c * positions] * inverse
-                        if c == top:
-                            complement = rest * inverse
-                            ratio = -log_total * total / rest if rest > 0.0 else -1.0
-                        else:
-                            complement = 1.0 - q
-                            ratio = log_q / complement
-                        focus = complement * complement if gamma == 2.0 else complement**gamma
-                        loss -= alpha * y * focus * log_q
-                        terms[c] = y * focus * (1.0 - gamma * q * ratio)
-                        weighted_sum += terms[c]
+                    if gamma == 2.0:
+                        # (1 - q)^2 (1 - 2 q log q / (1 - q)) = (1 - q) (1 - q - 2 q log q): no
+                        # division, and a sum of two non-negative terms
+                        for c in range(classes):
+                            y = targets[n, c, s]
+                            log_q = predictions[n, c, s] - peak - log_total
+                            q = values[at + c * positions] * inverse
+                            complement = rest * inverse if c == top else 1.0 - q
+                            loss -= alpha * y * (complement * complement) * log_q
+                            terms[c] = y * complement * (complement - 2.0 * q * log_q)
+                            weighted_sum += terms[c]
+                    else:
+                        for c in range(classes):
+                            y = targets[n, c, s]
+                            log_q = predictions[n, c, s] - peak - log_total
+                            q = values[at + c * positions] * inverse
+                            if c == top:
+                                complement = rest * inverse
+                                ratio = -log_total * total / rest if rest > 0.0 else -1.0
+                            else:
+                                complement = 1.0 - q
+                                ratio = log_q / complement
+                            focus = complement**gamma
+                            loss -= alpha * y * focus * log_q
+                            terms[c] = y * focus * (1.0 - gamma * q * ratio)
+                            weighted_sum += terms[c]
                     if with_gradient:
                         for c in range(classes):
                             q = values[at + c * positions] * inverse
