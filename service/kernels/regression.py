@@ -119,7 +119,8 @@ def msle(predictions, targets, scale, losses, gradient):
         p = predictions[i]
         y = targets[i]
         up = 1.0 + p >= 0.5 * (1.0 + y)
-        quotient = (p - y) / (1.0 + y) if up else (y - p) / (1.0 + p)
+        # one division of the chosen operands (choosing between two quotients took both)
+        quotient = (p - y if up else y - p) / (1.0 + y if up else 1.0 + p)
         overflowed |= quotient > MAX_FLOAT
         magnitude = vmath.log1p(quotient)
         r = magnitude if up else -magnitude
