@@ -4,11 +4,12 @@ without it.
 
 A probe (tests/support/level_probe.py) runs the exp/log-bound kernels and vmath's four
 functions in a process compiled for each level (``NUMBA_CPU_NAME``, a fresh cache each) on the
-same random inputs: x86-64-v3 (AVX2 and FMA) and x86-64-v4 (AVX-512) must agree to the bit;
-every level's exp, expm1, log and log1p must be within 1 ulp of libm's on 1e6 arguments each;
-``generic`` (SSE2, no FMA) may differ from v3 in the last bits, by no more than a few units of 1e-16 of the entry
-(or of the array's typical entry, where an entry is a difference that cancels), and does
-somewhere (else FMA would not be in use and this test would not tell anything).
+same random inputs: x86-64-v3 (AVX2 and FMA), x86-64-v4 (AVX-512) and this host's own CPU
+(numba's default) must agree to the bit; every level's exp, expm1, log and log1p must be
+within 1 ulp of libm's on 1e6 arguments each; ``generic`` (SSE2, no FMA) may differ from v3
+in the last bits, by no more than a few units of 1e-16 of the entry (or of the array's
+typical entry, where an entry is a difference that cancels), and does somewhere (else FMA
+would not be in use and this test would not tell anything).
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ pytestmark = [
     ),
 ]
 
-LEVELS = ("generic", "x86-64-v3", "x86-64-v4")
+#: The x86-64 levels, and ``host``: numba's default, this CPU with all its features (a
+#: checkout's kernels, and the image's tuned cache).
+LEVELS = ("generic", "x86-64-v3", "x86-64-v4", "host")
+WITH_FMA = ("x86-64-v3", "x86-64-v4", "host")
 KERNEL_KEYS = [f"{name}.{part}" for name in LOSSES for part in ("losses", "gradient")]
 #: Compiling eight kernels for one level from an empty cache takes ~20 s here.
 PROBE_TIMEOUT = 300
@@ -44,12 +48,13 @@ PROBE_TIMEOUT = 300
 def probe(level: str, directory: Path) -> dict[str, np.ndarray]:
     out = directory / f"{level}.npz"
     environment = {
-        **os.environ,
-        "NUMBA_CPU_NAME": level,
-        "NUMBA_CPU_FEATURES": "",
-        "NUMBA_CACHE_DIR": str(directory / level),
-        "NUMBA_DISABLE_JIT": "0",
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")
     }
+    environment |= {"NUMBA_CACHE_DIR": str(directory / level), "NUMBA_DISABLE_JIT": "0"}
+    if level != "host":
+        environment |= {"NUMBA_CPU_NAME": level, "NUMBA_CPU_FEATURES": ""}
     completed = subprocess.run(
         [sys.executable, "-m", "tests.support.level_probe", str(out)],
         cwd=ROOT,
@@ -72,13 +77,15 @@ def by_level(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, np
         return dict(zip(LEVELS, results, strict=True))
 
 
-def test_every_level_with_fma_gives_the_same_bits(by_level: dict) -> None:
-    v3, v4 = by_level["x86-64-v3"], by_level["x86-64-v4"]
-    assert sorted(v3) == sorted(v4) == sorted(KERNEL_KEYS + [f"vmath.{name}" for name in NAMES])
+@pytest.mark.parametrize("level", WITH_FMA[1:])
+def test_every_level_with_fma_gives_the_same_bits(by_level: dict, level: str) -> None:
+    v3, other = by_level["x86-64-v3"], by_level[level]
+    assert sorted(v3) == sorted(other) == sorted(KERNEL_KEYS + [f"vmath.{n}" for n in NAMES])
     for key in v3:
-        assert v3[key].tobytes() == v4[key].tobytes(), (
+        assert v3[key].tobytes() == other[key].tobytes(), (
+            level,
             key,
-            int(np.count_nonzero(v3[key] != v4[key])),
+            int(np.count_nonzero(v3[key] != other[key])),
         )
 
 
