@@ -122,7 +122,7 @@ def msle(predictions, targets, scale, losses, gradient):
         # one division of the chosen operands (choosing between two quotients took both)
         quotient = (p - y if up else y - p) / (1.0 + y if up else 1.0 + p)
         overflowed |= quotient > MAX_FLOAT
-        magnitude = vmath.log1p(quotient)
+        magnitude = vmath.log1p_above_half(quotient)
         r = magnitude if up else -magnitude
         losses[i] = r * r
         if with_gradient:

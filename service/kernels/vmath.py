@@ -144,7 +144,7 @@ def _exp_reduce_in_range(x):
     shifted = x * INV_LN2 + SHIFTER
     k = _bits(shifted) - SHIFTER_BITS
     k_float = shifted - SHIFTER
-    high = x - k_float * LN2_HI  # exact
+    high = muladd(-k_float, LN2_HI, x)  # exact, fused or not
     low = k_float * LN2_LO
     r = high - low
     return k, r, (high - r) - low
@@ -271,12 +271,24 @@ def log1p(x):
     k, f = _log_split(u if regular else 1.0)
     # 1 + x = 2^k (1 + f + error 2^-k): the rounding error of 1 + x moves into f, exactly where
     # it matters (k = 0 gives f = x; k = -1 is exact too), instead of fdlibm's division by u.
-    f = f + error * _power_of_two(-min(k, 1022))
+    f = muladd(error, _power_of_two(-min(k, 1022)), f)  # the product is exact
     result = _log_reduced(k, f)
     special = u if u > 0.0 else NAN  # inf, or NaN below -1 and for NaN
     special = -INF if u == 0.0 else special
     result = result if regular else special
     return result if x != 0.0 else x  # the sign of zero (the result on the true side: faster)
+
+
+@element
+def log1p_above_half(x):
+    """``log1p`` for x >= -1/2, to the bit where x is finite (+inf gives something finite, and
+    callers redo those entries): without its selects for special values, NaN and zeros (both
+    zeros give +0). For MSLE's quotients."""
+    u = 1.0 + x
+    virtual = u - 1.0
+    error = (1.0 - (u - virtual)) + (x - virtual)
+    k, f = _log_split(u)
+    return _log_reduced(k, muladd(error, _power_of_two(-min(k, 1022)), f))
 
 
 @element
