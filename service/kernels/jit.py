@@ -64,8 +64,8 @@ def muladd(a, b, c):
     ``generic`` and ``x86-64-v2`` caches, and plain Python: the kernels-as-python test run).
     Compiled, it is LLVM's ``llvm.fmuladd``, decided once per compiled CPU for every use alike:
     vectorised body or scalar remainder, the same bits for the same entry. The polynomials of
-    :mod:`.vmath` use it (1e6 entries, one thread: Poisson 1.58 -> 1.12 ms, binary
-    cross-entropy 5.16 -> 3.96 ms, with Estrin's order for exp); results then
+    :mod:`.vmath` use it (1e6 entries, one thread: Poisson 1.58 -> 1.10 ms, binary
+    cross-entropy 5.17 -> 3.94 ms, with Estrin's order for exp); results then
     differ between CPUs with and without FMA in the last bits, within the functions' accuracy
     (tests/kernels/test_fma_levels.py)."""
     return a * b + c

@@ -39,11 +39,12 @@ than these alone, so a kernel wins by fusing its passes, not on the function.
 
 The polynomials' steps are ``jit.muladd``: one fused multiply-add where the CPU has FMA (every
 x86-64-v3 or v4 CPU), a product and a sum elsewhere (1e6 entries, one thread, with Estrin's
-order: Poisson 1.58 -> 1.12 ms, binary cross-entropy 5.16 -> 3.96 ms). So the image's levels with FMA give the same bits, and those without it (``generic``,
-``x86-64-v2``) can differ from them in the last bit, both within 1 ulp of libm
-(tests/kernels/test_fma_levels.py runs every level). LLVM's ``contract`` flag instead would fuse
-wherever a product and its sum land in one basic block, which differs between a loop's
-vectorised body and its remainder: the same entry's bits would depend on its position.
+order: Poisson 1.58 -> 1.10 ms, binary cross-entropy 5.17 -> 3.94 ms). So the image's levels
+with FMA give the same bits, and those without it (``generic``, ``x86-64-v2``) can differ from
+them in the last bit, both within 1 ulp of libm (tests/kernels/test_fma_levels.py runs every
+level). LLVM's ``contract`` flag instead would fuse wherever a product and its sum land in one
+basic block, which differs between a loop's vectorised body and its remainder: the same
+entry's bits would depend on its position.
 """
 
 import numpy as np
