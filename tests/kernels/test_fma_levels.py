@@ -41,7 +41,7 @@ pytestmark = [
 LEVELS = ("generic", "x86-64-v3", "x86-64-v4", "host")
 WITH_FMA = ("x86-64-v3", "x86-64-v4", "host")
 KERNEL_KEYS = [f"{name}.{part}" for name in LOSSES for part in ("losses", "gradient")]
-#: Compiling eight kernels for one level from an empty cache takes ~20 s here.
+#: Compiling the probe for one level from an empty cache takes ~15 s here.
 PROBE_TIMEOUT = 300
 
 
