@@ -266,14 +266,8 @@ def log(x):
 @element
 def log1p(x):
     u = 1.0 + x
-    virtual = u - 1.0
-    error = (1.0 - (u - virtual)) + (x - virtual)  # 1 + x = u + error exactly (TwoSum)
     regular = (u > 0.0) & (u < INF)
-    k, f = _log_split(u if regular else 1.0)
-    # 1 + x = 2^k (1 + f + error 2^-k): the rounding error of 1 + x moves into f, exactly where
-    # it matters (k = 0 gives f = x; k = -1 is exact too), instead of fdlibm's division by u.
-    f = muladd(error, _power_of_two(-min(k, 1022)), f)  # the product is exact
-    result = _log_reduced(k, f)
+    result = log1p_finite(x if regular else 0.0)
     special = u if u > 0.0 else NAN  # inf, or NaN below -1 and for NaN
     special = -INF if u == 0.0 else special
     result = result if regular else special
@@ -281,15 +275,18 @@ def log1p(x):
 
 
 @element
-def log1p_above_half(x):
-    """``log1p`` for x >= -1/2, to the bit where x is finite (+inf gives something finite, and
-    callers redo those entries): without its selects for special values, NaN and zeros (both
-    zeros give +0). For MSLE's quotients."""
+def log1p_finite(x):
+    """``log1p`` for x > -1 with 1 + x finite, to the bit (the general function is this plus its
+    selects for special values, NaN and the sign of zero; here both zeros give +0). MSLE's
+    quotients, at least -1/2, call it directly (+inf gives something finite there, and MSLE
+    redoes those entries)."""
     u = 1.0 + x
     virtual = u - 1.0
-    error = (1.0 - (u - virtual)) + (x - virtual)
+    error = (1.0 - (u - virtual)) + (x - virtual)  # 1 + x = u + error exactly (TwoSum)
     k, f = _log_split(u)
-    return _log_reduced(k, muladd(error, _power_of_two(-min(k, 1022)), f))
+    # 1 + x = 2^k (1 + f + error 2^-k): the rounding error of 1 + x moves into f, exactly where
+    # it matters (k = 0 gives f = x; k = -1 is exact too), instead of fdlibm's division by u.
+    return _log_reduced(k, muladd(error, _power_of_two(-min(k, 1022)), f))  # product exact
 
 
 @element

@@ -185,7 +185,7 @@ def test_nan_and_out_of_domain() -> None:
 def test_the_moderate_forms_are_the_general_ones_on_their_ranges() -> None:
     """``expm1_moderate`` on [-37, 36] gives the general function's results to the bit (so its
     accuracy), ``log1p_half(e)`` gives ``log1p(e / 2)``'s for e in [-1, 0], and
-    ``log1p_above_half`` gives ``log1p``'s for finite x >= -1/2, over random
+    ``log1p_finite`` gives ``log1p``'s for x > -1 with 1 + x finite, over random
     arguments of every scale in those ranges, their ends and the reduction's boundaries;
     outside, expm1_moderate takes the argument at -37 or 36."""
     expm1_moderate = {"expm1": elementwise(vmath.expm1_moderate)}
@@ -209,18 +209,18 @@ def test_the_moderate_forms_are_the_general_ones_on_their_ranges() -> None:
     )
     got = evaluate(log1p_half, "log1p", halves)
     assert got.tolist() == mine("log1p", 0.5 * halves).tolist()
-    # log1p_above_half: x in [-1/2, MAX], random bit patterns (every binade) and the ends
+    # log1p_finite: x in (-1, MAX], random bit patterns (every binade) and the ends
     above = np.concatenate(
         [
             np.abs(spread(1e300)),
-            -np.abs(spread(0.5)).clip(0.0, 0.5),
+            -np.abs(spread(1.0)).clip(0.0, 1.0 - 2.0**-53),
             np.random.default_rng(37)
             .integers(0, 0x7FEFFFFFFFFFFFFF, 400_000, dtype=np.int64)
             .view(np.float64),
-            [-0.5, MAX, 2.0**53, 1.0, -0.29289321881345254, 0.41421356237309515],
+            [-0.5, -(1.0 - 2.0**-53), MAX, 2.0**53, 1.0, -0.29289321881345254, 0.41421356237309515],
         ]
     )
-    got = evaluate({"log1p": elementwise(vmath.log1p_above_half)}, "log1p", above)
+    got = evaluate({"log1p": elementwise(vmath.log1p_finite)}, "log1p", above)
     assert got.tolist() == mine("log1p", above).tolist()
     outside = np.array([-37.5, -700.0, -math.inf, 40.0])
     assert (

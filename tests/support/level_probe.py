@@ -20,7 +20,7 @@ from service.losses.registry import REGISTRY
 from service.validation.contracts import Inputs
 
 #: Exp/log-bound kernels that take vmath's functions in each of their forms: expm1_moderate and
-#: log1p_half (log-cosh), log1p_above_half (MSLE), exp (Poisson), the logistic's exp and log1p
+#: log1p_half (log-cosh), log1p_finite (MSLE), exp (Poisson), the logistic's exp and log1p
 #: (binary cross-entropy), the blocks' softmax with exp, log and log1p (categorical focal).
 LOSSES = (
     "log_cosh",
