@@ -11,7 +11,7 @@ At a kink the derivative is 0.
 """
 
 from service.kernels import vmath
-from service.kernels.jit import kernel, scale_at
+from service.kernels.jit import element, kernel, scale_at
 from service.kernels.stable import sign
 
 #: The largest finite float64.
@@ -117,12 +117,9 @@ def msle(predictions, targets, scale, losses, gradient):
     overflowed = False
     for i in range(predictions.size):
         p = predictions[i]
-        y = targets[i]
-        up = 1.0 + p >= 0.5 * (1.0 + y)
-        # one division of the chosen operands (choosing between two quotients took both)
-        quotient = (p - y if up else y - p) / (1.0 + y if up else 1.0 + p)
+        up, quotient = _msle_quotient(p, targets[i])
         overflowed |= quotient > MAX_FLOAT
-        magnitude = vmath.log1p_above_half(quotient)
+        magnitude = vmath.log1p_finite(quotient)
         r = magnitude if up else -magnitude
         losses[i] = r * r
         if with_gradient:
@@ -131,12 +128,19 @@ def msle(predictions, targets, scale, losses, gradient):
         for i in range(predictions.size):
             p = predictions[i]
             y = targets[i]
-            up = 1.0 + p >= 0.5 * (1.0 + y)
-            if ((p - y) / (1.0 + y) if up else (y - p) / (1.0 + p)) > MAX_FLOAT:
+            if _msle_quotient(p, y)[1] > MAX_FLOAT:
                 r = vmath.log1p(p) - vmath.log1p(y)
                 losses[i] = r * r
                 if with_gradient:
                     gradient[i] = scale_at(scale, i) * 2.0 * r / (1.0 + p)
+
+
+@element
+def _msle_quotient(p, y):
+    """(whether 1 + p >= (1 + y)/2, the quotient whose log1p is +-r): one division, of the
+    chosen operands (choosing between two quotients computed both)."""
+    up = 1.0 + p >= 0.5 * (1.0 + y)
+    return up, (p - y if up else y - p) / (1.0 + y if up else 1.0 + p)
 
 
 @kernel
