@@ -293,7 +293,15 @@ def scoring_requests() -> list[tuple[str, bytes]]:
 
 @dataclass
 class Load:
-    """Client threads looping over the requests through nginx, each on a keep-alive connection."""
+    """Client threads looping over the requests through nginx, each on a keep-alive connection.
+
+    A replica killed while it sends an answer cuts that answer: nginx has begun passing it on
+    (headers and the first bytes), so it cannot send the request elsewhere, and the client
+    reads fewer bytes than the Content-Length (``http.client.IncompleteRead``). No proxy that
+    streams answers can hide that; the README tells clients to send such a request again
+    (scoring has no side effects). The threads do so once, at once: the request goes in
+    ``cut``, and its second answer counts as any other (ok, or a failure). A thread has at
+    most one request in flight, so one kill cuts at most one answer per thread."""
 
     port: int
     requests: list[tuple[str, bytes]]
@@ -302,6 +310,8 @@ class Load:
     lock: threading.Lock = field(default_factory=threading.Lock)
     ok: int = 0
     failures: list[str] = field(default_factory=list)
+    #: Requests whose answer was cut short (then sent again): "path: the error".
+    cut: list[str] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self, count: int) -> None:
@@ -323,26 +333,43 @@ class Load:
             while not self.stop.is_set():
                 which = position % len(self.requests)
                 position += 1
-                path, body = self.requests[which]
-                problem = None
+                path = self.requests[which][0]
+                cut = None
                 try:
-                    connection.request("POST", path, body, {"Content-Type": "application/json"})
-                    response = connection.getresponse()
-                    payload = response.read()
-                    if response.status != 200:
-                        problem = f"{path}: {response.status} {payload[:300]!r}"
-                    elif json.loads(payload) != self.expected[which]:
-                        problem = f"{path}: 200 with different numbers: {payload[:300]!r}"
+                    problem = self._attempt(connection, which)
+                except http.client.IncompleteRead as error:  # begun, then cut: send it again
+                    cut = f"{path}: {error!r}"
+                    connection.close()
+                    try:
+                        problem = self._attempt(connection, which)
+                    except (OSError, http.client.HTTPException) as again:
+                        problem = f"{path}, sent again after a cut answer: {again!r}"
                 except (OSError, http.client.HTTPException) as error:
                     problem = f"{path}: {type(error).__name__}: {error}"
+                if problem is not None:
                     connection.close()  # reconnects on the next request
                 with self.lock:
+                    if cut is not None:
+                        self.cut.append(cut)
                     if problem is None:
                         self.ok += 1
                     else:
                         self.failures.append(problem)
         finally:
             connection.close()
+
+    def _attempt(self, connection: http.client.HTTPConnection, which: int) -> str | None:
+        """Request ``which`` on ``connection``: None when its answer is the expected one, else
+        what was wrong with it."""
+        path, body = self.requests[which]
+        connection.request("POST", path, body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        payload = response.read()
+        if response.status != 200:
+            return f"{path}: {response.status} {payload[:300]!r}"
+        if json.loads(payload) != self.expected[which]:
+            return f"{path}: 200 with different numbers: {payload[:300]!r}"
+        return None
 
     def count(self) -> int:
         with self.lock:
