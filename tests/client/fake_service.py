@@ -27,6 +27,11 @@ class Drop:
     """Close the connection without an answer (a replica that died mid-request)."""
 
 
+class Cut:
+    """A 200 whose body stops short of its Content-Length, then the connection closed (a
+    replica that died while it sent its answer)."""
+
+
 @dataclass(frozen=True)
 class Received:
     path: str
@@ -34,8 +39,8 @@ class Received:
     body: Any
 
 
-Script = list[Reply | Drop]
-Responder = Callable[[Received], Reply | Drop]
+Script = list[Reply | Drop | Cut]
+Responder = Callable[[Received], Reply | Drop | Cut]
 
 
 class FakeService:
@@ -60,6 +65,16 @@ class FakeService:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
+                if isinstance(reply, Cut):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", "1000")
+                    self.end_headers()
+                    self.wfile.write(b'{"state": {"n"')
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 data = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body)
                 data = data.encode() if isinstance(data, str) else data
                 self.send_response(reply.status)
@@ -80,7 +95,7 @@ class FakeService:
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def _next(self, request: Received) -> Reply | Drop:
+    def _next(self, request: Received) -> Reply | Drop | Cut:
         with self._lock:
             self.received.append(request)
             if self.script:

@@ -10,7 +10,15 @@ import time
 import pytest
 from loss_client.transport import ServiceError, Transport, UnavailableError
 
-from tests.client.fake_service import Drop, FakeTime, Reply, problem, refusing_url, serving
+from tests.client.fake_service import (
+    Cut,
+    Drop,
+    FakeTime,
+    Reply,
+    problem,
+    refusing_url,
+    serving,
+)
 
 BODY = json.dumps({"predictions": [1.0], "targets": [0.0]}).encode()
 OK = Reply(200, {"state": {"n": 1}})
@@ -90,6 +98,16 @@ def test_a_connection_closed_without_an_answer_is_sent_again_elsewhere() -> None
     assert answer == {"state": {"n": 1}}
     assert len(dying.received) == len(alive.received) == 1
     assert alive.received[0].body == json.loads(BODY)
+
+
+def test_an_answer_cut_short_is_sent_again_elsewhere() -> None:
+    """A replica killed while it sends its answer: behind nginx too, which cannot retry an
+    answer it has begun passing on (README, Scale-out)."""
+    time_source = FakeTime()
+    with serving([Cut()]) as dying, serving([OK]) as alive:
+        answer = transport([dying.url, alive.url], time_source).post("/v1/evaluate", BODY)
+    assert answer == {"state": {"n": 1}}
+    assert len(dying.received) == len(alive.received) == 1
 
 
 def test_a_422_is_not_retried_and_its_detail_is_surfaced() -> None:

@@ -2,8 +2,10 @@
 
 What is retried, and why (the same choices as the project's nginx, ``proxy_next_upstream``):
 
-- a connection error (refused, reset, closed before the answer): the replica is down or died
-  mid-request; scoring has no side effects, so the request goes to the next replica;
+- a connection error (refused, reset, closed before the answer or in the middle of it, short
+  of its Content-Length): the replica is down or died mid-request; scoring has no side
+  effects, so the request goes to the next replica. nginx cannot do this for an answer it has
+  begun passing on, so behind it too a replica's death mid-answer costs no request;
 - ``503`` (overloaded, warming up, draining) and ``502`` (a gateway that could not reach a
   replica): the replica is not sent anything before its ``Retry-After`` (seconds, or an HTTP
   date), or before an exponential backoff without one; meanwhile the others are used.
