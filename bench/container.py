@@ -145,6 +145,22 @@ def last_level_cache_bytes() -> int:
     return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
 
 
+def served_state(arrays: Sequence[np.ndarray]) -> Callable[[int], None]:
+    """A function to call before each timed call of round ``round_`` that leaves memory as a
+    kernel in the service finds it: the caches flushed (twice the last-level cache written),
+    then ``arrays`` written again with their first contents (as the JSON reader has just
+    written the inputs), outputs in memory the caches do not hold."""
+    originals = [array.copy() for array in arrays]
+    flush = np.empty(2 * last_level_cache_bytes() // 8)
+
+    def prepare(round_: int) -> None:
+        flush.fill(float(round_))
+        for array, original in zip(arrays, originals, strict=True):
+            np.copyto(array, original)
+
+    return prepare
+
+
 def numpy_seconds(
     spec: LossSpec,
     arrays: tuple[np.ndarray, np.ndarray] | None,
@@ -157,20 +173,16 @@ def numpy_seconds(
     Rerun on the same arrays, NumPy finds them in the caches (up to 32 MB here), which the
     service's kernel never does: between two requests the JSON reader and encoder went over
     the whole body and answer. With ``as_served`` each call starts as a kernel in the service
-    does: the caches flushed (twice the last-level cache written), then the inputs written
-    again (as the reader has just written them), outputs in memory the caches do not hold."""
+    does (:func:`served_state`)."""
     if arrays is None or not hasattr(numpy_losses, spec.name):
         return None
     call = numpy_call(spec, *arrays)
-    originals = [array.copy() for array in arrays]
-    flush = np.empty(2 * last_level_cache_bytes() // 8 if as_served else 0)
+    prepare = served_state(arrays) if as_served else None
     call()
     times = []
     for round_ in range(rounds):
-        if as_served:
-            flush.fill(float(round_))
-            for array, original in zip(arrays, originals, strict=True):
-                np.copyto(array, original)
+        if prepare is not None:
+            prepare(round_)
         started = time.perf_counter()
         call()
         times.append(time.perf_counter() - started)

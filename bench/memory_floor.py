@@ -36,7 +36,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from bench.container import last_level_cache_bytes
+from bench.container import last_level_cache_bytes, served_state
 from bench.kernels import numpy_call, service_threads
 from service.compute import parallel
 from service.kernels.jit import kernel
@@ -77,22 +77,19 @@ def medians(
     rounds: int,
     as_served: bool,
 ) -> dict[str, float]:
-    originals = [array.copy() for array in inputs]
-    flush = np.empty(2 * last_level_cache_bytes() // 8 if as_served else 0)
+    prepare = served_state(inputs) if as_served else None
     times: dict[str, list[float]] = {name: [] for name in calls}
     for call in calls.values():
         call()
     first = next(iter(calls.values()))
     for round_ in range(rounds):
-        if not as_served:
+        if prepare is None:
             spin = time.perf_counter()
             while time.perf_counter() - spin < SPIN_SECONDS:
                 first()
         for name, call in calls.items():
-            if as_served:
-                flush.fill(float(round_))
-                for array, original in zip(inputs, originals, strict=True):
-                    np.copyto(array, original)
+            if prepare is not None:
+                prepare(round_)
             else:  # the same call just before (not whatever the previous contender left)
                 for _ in range(RERUN_WARM):
                     call()
